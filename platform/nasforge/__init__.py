@@ -1,0 +1,54 @@
+"""nasforge: plugin-based AutoML and neural architecture search on PyTorch, Optuna and MLflow.
+
+Heavy packages (torch, optuna, mlflow) are imported only when a search runs.
+"""
+
+from nasforge.errors import (
+    ConfigError,
+    NasforgeError,
+    RegistrationError,
+    SpaceError,
+    SpecError,
+    TrialPruned,
+    UnknownNameError,
+)
+from nasforge.family import Family, NullReporter, Reporter
+from nasforge.hookspecs import hookimpl
+from nasforge.plugins import get_registry, register, unregister
+from nasforge.space import Objective, SearchSpace
+from nasforge.strategies.base import PrunerDef, StrategyDef
+from nasforge.tasks import Task, TaskDef
+
+__version__ = "0.1.0"
+
+
+def search(family, **kwargs):
+    """Run a search; see :func:`nasforge.api.search` for every argument."""
+    from nasforge.api import search as _search
+
+    return _search(family, **kwargs)
+
+
+__all__ = [
+    "ConfigError",
+    "Family",
+    "NasforgeError",
+    "NullReporter",
+    "Objective",
+    "PrunerDef",
+    "RegistrationError",
+    "Reporter",
+    "SearchSpace",
+    "SpaceError",
+    "SpecError",
+    "StrategyDef",
+    "Task",
+    "TaskDef",
+    "TrialPruned",
+    "UnknownNameError",
+    "get_registry",
+    "hookimpl",
+    "register",
+    "search",
+    "unregister",
+]

@@ -1,0 +1,78 @@
+"""The Python API: ``nasforge.search(...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from nasforge.result import SearchResult
+from nasforge.space import SearchSpace
+
+
+def search(
+    family: str,
+    *,
+    task: str | None = None,
+    space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
+    strategy: str = "tpe",
+    pruner: str | None = None,
+    objective: Any = None,
+    budget: Mapping[str, int] | int | None = None,
+    trials: int = 20,
+    seed: int = 0,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    backend: str = "local",
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
+    run_dir: str | Path = "nasforge_runs",
+    save_models: bool = True,
+    strategy_options: Mapping[str, Any] | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """Search ``family``'s space on ``task`` and return the best trial(s) and model.
+
+    Args:
+        family: a registered family name (``nasforge plugins`` lists them).
+        task: a registered task name (``digits``, ``breast_cancer``, ``diabetes``, ...).
+        space: a shipped space name, a YAML path, a dict or a :class:`SearchSpace`;
+            defaults to the family's own space.
+        strategy: ``random``, ``tpe``, ``cmaes``, ``gp``, ``grid``, ``bruteforce``, ``qmc``,
+            ``nsga2`` or a plugin's strategy.
+        pruner: ``none`` (default), ``median``, ``percentile``, ``sha``, ``hyperband``.
+        objective: a metric name, ``{"metric": ..., "direction": ...}`` or a list of them
+            (several objectives make a multi-objective search). Defaults to the family's.
+        budget: the maximum fidelity per trial (``{"epochs": 20}`` or just ``20``).
+        trials: how many finished trials to reach (resumed searches count earlier ones).
+        seed: seeds the sampler, the task splits and every trial's model.
+        n_jobs: trials run at once by the local executor (threads).
+        tracking_uri: MLflow store; default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+        experiment: MLflow experiment name; default ``"<family>-<task>"``.
+        storage: Optuna storage URL; default ``sqlite:///<run_dir>/optuna.db``.
+        study_name: default ``"<family>-<task>-<timestamp>"``; with ``resume=True`` and no
+            name, the latest study of this family and task is continued.
+        resume: continue an interrupted study to ``trials`` without repeating finished ones.
+        save_models: save each trial's weights (needed for ``best_model()``).
+        progress: show a progress bar.
+
+    Example:
+        >>> import nasforge
+        >>> result = nasforge.search("mlp", task="digits", trials=20, seed=0)  # doctest: +SKIP
+        >>> result.best_params, result.best_value, result.best_model()        # doctest: +SKIP
+    """
+    from nasforge.runner import run_search
+    from nasforge.spec import build_spec
+
+    spec = build_spec(
+        family, task=task, space=space, strategy=strategy, pruner=pruner, objective=objective,
+        budget=budget, trials=trials, seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend,
+        tracking_uri=tracking_uri, experiment=experiment, storage=storage, study_name=study_name,
+        resume=resume, run_dir=run_dir, save_models=save_models, strategy_options=strategy_options,
+        pruner_options=pruner_options, tags=tags,
+    )
+    return run_search(spec, progress=progress)

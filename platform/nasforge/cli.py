@@ -1,0 +1,194 @@
+"""The ``nasforge`` command: ``search``, ``plugins``, ``spaces``, ``ui``.
+
+argparse only at import time, so ``nasforge --help`` answers without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from typing import Any, Sequence
+
+from nasforge.errors import NasforgeError
+
+
+def _options(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise NasforgeError(f"{flag} expects key=value, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _objectives(metrics: Sequence[str] | None, directions: Sequence[str] | None) -> Any:
+    """``--objective`` (repeatable) with optional matching ``--direction`` flags."""
+    if not metrics:
+        if directions:
+            raise NasforgeError("--direction needs --objective")
+        return None
+    if directions and len(directions) != len(metrics):
+        raise NasforgeError(f"give one --direction per --objective ({len(metrics)} objectives, "
+                            f"{len(directions)} directions)")
+    return [{"metric": m, "direction": d} for m, d in zip(metrics, directions or [None] * len(metrics))]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasforge.api import search
+
+    objective = _objectives(args.objective, args.direction)
+    result = search(
+        args.family, task=args.task, space=args.space, strategy=args.strategy, pruner=args.pruner,
+        objective=objective, budget=args.budget, trials=args.trials, seed=args.seed, timeout=args.timeout,
+        n_jobs=args.n_jobs, tracking_uri=args.tracking_uri, experiment=args.experiment,
+        storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir,
+        strategy_options=_options(args.strategy_option, "--strategy-option"),
+        pruner_options=_options(args.pruner_option, "--pruner-option"), progress=not args.quiet,
+    )
+    print_summary(result, top=args.top)
+    return 0
+
+
+def print_summary(result, *, top: int = 5, file=None) -> None:
+    """A table of the best trials, the test metrics and how to open the MLflow UI."""
+    file = file or sys.stdout
+    spec = result.spec
+    trials = result.trials
+    counts = {s: sum(1 for t in trials if t.state.name == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    print(f"\nstudy {result.study.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+          f"{counts['FAIL']} failed", file=file)
+    done = result.completed_trials
+    if done:
+        obj = spec.objectives[0]
+        sign = -1 if obj.direction == "maximize" else 1
+        ranked = result.best_trials if spec.multi_objective else sorted(done, key=lambda t: sign * t.values[0])
+        headers = ["trial"] + [o.metric for o in spec.objectives] + ["n_params", "params"]
+        rows = []
+        for t in ranked[:top]:
+            params = json.dumps(spec.space.config_from_flat(t.params), separators=(",", ":"))
+            metrics = t.user_attrs.get("metrics", {})
+            rows.append([str(t.number)] + [f"{v:.4f}" for v in t.values]
+                        + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
+        title = "Pareto front" if spec.multi_objective else f"best {min(top, len(ranked))} trials"
+        print(title + ":", file=file)
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        for row in [headers] + rows:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)), file=file)
+        if result.test_metrics:
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
+            print(f"best trial {result.best_trial.number} on the test split: {shown}", file=file)
+    print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
+    print(f"open the UI: {result.ui_command}", file=file)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from nasforge.plugins import get_registry
+
+    infos = get_registry().plugin_infos()
+    if args.json:
+        print(json.dumps([vars(i) for i in infos], indent=2))
+        return 0
+    for info in infos:
+        version = f" {info.version}" if info.version else ""
+        print(f"{info.name}  (from {info.distribution}{version})")
+        for kind, names in sorted(info.registered.items()):
+            print(f"    {kind}: {', '.join(sorted(names))}")
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from nasforge.space import SearchSpace, _read_shipped, shipped_space_names
+
+    if args.name:
+        SearchSpace.load(args.name)  # validates
+        print(_read_shipped(args.name) if not args.name.endswith((".yaml", ".yml")) else open(args.name).read())
+        return 0
+    for name in shipped_space_names():
+        print(name)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Run the MLflow UI on 127.0.0.1 (or --host) for the search store."""
+    from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
+
+    uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
+    mlflow = shutil.which("mlflow") or None
+    command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + [
+        "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasforge", description="Neural architecture and hyper-parameter "
+                                     "search on PyTorch, Optuna and MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("search", help="run (or resume) a search", description="Run or resume a search.")
+    s.add_argument("family", help="model family (see `nasforge plugins`)")
+    s.add_argument("--task", help="task name (digits, breast_cancer, diabetes, ...)")
+    s.add_argument("--space", help="shipped space name or YAML path (default: the family's own)")
+    s.add_argument("--strategy", default="tpe", help="random, tpe, cmaes, gp, grid, bruteforce, qmc, nsga2")
+    s.add_argument("--strategy-option", action="append", metavar="KEY=VALUE", help="sampler option (repeatable)")
+    s.add_argument("--pruner", default=None, help="none, median, percentile, sha, hyperband")
+    s.add_argument("--pruner-option", action="append", metavar="KEY=VALUE", help="pruner option (repeatable)")
+    s.add_argument("--objective", action="append", metavar="METRIC",
+                   help="metric to optimize (repeat for a multi-objective search)")
+    s.add_argument("--direction", action="append", choices=("maximize", "minimize"),
+                   help="one per --objective (default: the family's direction for the metric)")
+    s.add_argument("--trials", type=int, default=20)
+    s.add_argument("--budget", type=int, default=None, help="max epochs (or the family's unit) per trial")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    s.add_argument("--n-jobs", type=int, default=1, help="trials at once (threads)")
+    s.add_argument("--tracking-uri", default=None, help="MLflow store (default sqlite:///mlflow.db)")
+    s.add_argument("--experiment", default=None, help="MLflow experiment (default <family>-<task>)")
+    s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<run-dir>/optuna.db)")
+    s.add_argument("--study-name", default=None)
+    s.add_argument("--resume", action="store_true", help="continue an interrupted study to --trials")
+    s.add_argument("--run-dir", default="nasforge_runs")
+    s.add_argument("--top", type=int, default=5, help="rows in the final table")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("plugins", help="list loaded plugins and what they register")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    sp = sub.add_parser("spaces", help="list shipped search spaces, or print one")
+    sp.add_argument("name", nargs="?")
+    sp.set_defaults(func=cmd_spaces)
+
+    u = sub.add_parser("ui", help="open the MLflow UI on the search store (127.0.0.1)")
+    u.add_argument("--tracking-uri", default=None)
+    u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NasforgeError as exc:
+        print(f"nasforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

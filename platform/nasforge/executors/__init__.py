@@ -1,0 +1,1 @@
+"""Executors run the trials of a search: ``local`` (in-process, the default)."""

@@ -1,0 +1,111 @@
+"""The contract every model family implements (built-in or third-party)."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar, Mapping
+
+from nasforge.errors import ConfigError
+from nasforge.tasks import Task
+
+
+class Reporter(abc.ABC):
+    """What a family's ``fit`` talks to while it trains."""
+
+    @abc.abstractmethod
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Log metrics at ``step`` (an epoch, or env steps); raises TrialPruned to stop early."""
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        """Attach a file (a plot, a sample grid) to the trial's run."""
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        """Attach a matplotlib figure as a PNG."""
+
+
+class NullReporter(Reporter):
+    """Keeps what was reported in memory; for tests and for fitting outside a search."""
+
+    def __init__(self):
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.history.append((step, dict(metrics)))
+
+
+class Family(abc.ABC):
+    """A model family: builds a ``torch.nn.Module`` from a configuration and trains it.
+
+    Subclasses set the class attributes and implement :meth:`build`, :meth:`fit` and
+    :meth:`evaluate`. Configurations are dataclasses (``config_class``) built from the
+    sampled nested dict by :meth:`make_config`, which rejects unknown fields.
+    """
+
+    name: ClassVar[str]
+    task_kinds: ClassVar[tuple[str, ...]]
+    config_class: ClassVar[type]
+    default_space: ClassVar[str]          # name of a YAML file in ``search_spaces/`` or a path
+    budget_unit: ClassVar[str] = "epochs"
+    default_budget: ClassVar[int] = 20
+
+    # -- metadata --------------------------------------------------------------------
+    @abc.abstractmethod
+    def metrics(self, task: Task) -> dict[str, str]:
+        """Metrics ``fit`` returns for this task, name -> ``"maximize"`` / ``"minimize"``."""
+
+    def default_objective(self, task: Task) -> str:
+        """The metric searched by default: the first of :meth:`metrics`."""
+        return next(iter(self.metrics(task)))
+
+    def check_task(self, task_name: str, task_kind: str) -> None:
+        """Raise :class:`ConfigError` if this family cannot handle the task."""
+        if task_kind not in self.task_kinds:
+            raise ConfigError(
+                f"family {self.name!r} cannot handle task {task_name!r} of kind {task_kind!r}; "
+                f"it supports: {', '.join(self.task_kinds)}"
+            )
+
+    def make_config(self, params: Mapping[str, Any]):
+        """Nested params -> ``config_class`` instance, naming any unknown field."""
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        unknown = sorted(set(params) - fields)
+        if unknown:
+            raise ConfigError(
+                f"family {self.name!r} has no config field {unknown[0]!r}; "
+                f"valid fields: {', '.join(sorted(fields))}"
+            )
+        try:
+            config = self.config_class(**params)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"family {self.name!r}: {exc}") from None
+        return config
+
+    # -- the work --------------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self, config, task: Task):
+        """Return an untrained ``torch.nn.Module`` for ``config`` and ``task``."""
+
+    @abc.abstractmethod
+    def fit(self, model, task: Task, config, budget: Mapping[str, Any], reporter: Reporter) -> dict[str, float]:
+        """Train ``model``; call ``reporter.report(step, metrics)`` along the way; return final metrics."""
+
+    @abc.abstractmethod
+    def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
+        """Metrics of a trained model on a split (``"test"`` for the final report)."""
+
+    def example_input(self, task: Task):
+        """A small batch of inputs (numpy) used to log the model with a signature."""
+        return task.x_test[:2]
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+        top = type(self).__module__.split(".")[0]
+        for dist in packages_distributions().get(top, []):
+            try:
+                return version(dist)
+            except PackageNotFoundError:
+                pass
+        return "unknown"

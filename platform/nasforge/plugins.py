@@ -1,0 +1,206 @@
+"""The plugin manager and the registry of families, tasks, strategies and pruners.
+
+Plugins come from three places, all through the hooks in :mod:`nasforge.hookspecs`:
+the core's own ``DEFAULT_PLUGINS``, entry points in the ``nasforge`` group of installed
+distributions (the built-in families use these too), and objects registered at run time
+with :func:`register`. Set ``NASFORGE_PLUGINS`` to a comma-separated list of entry-point
+names to load only those (an empty string loads none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from nasforge import hookspecs
+from nasforge.errors import RegistrationError, UnknownNameError
+
+DEFAULT_PLUGINS = (
+    "nasforge.tasks",
+    "nasforge.strategies.samplers",
+    "nasforge.strategies.pruners",
+)
+
+ENTRY_POINT_GROUP = "nasforge"
+
+# kind -> (hook name, attribute that must exist on each registered object)
+KINDS = {
+    "family": ("register_families", ("name", "build", "fit")),
+    "task": ("register_tasks", ("name", "kind", "load")),
+    "strategy": ("register_strategies", ("name", "create")),
+    "pruner": ("register_pruners", ("name", "create")),
+}
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin: its name, where it came from and what it registered."""
+
+    name: str
+    distribution: str
+    version: str
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Registry:
+    """Loads plugins once, collects what they register and answers look-ups by name."""
+
+    def __init__(self, *, load_entry_points: bool = True):
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self._load_entry_points = load_entry_points
+        self._loaded = False
+        self._items: dict[str, dict[str, Any]] | None = None
+        self._origin: dict[tuple[str, str], str] = {}
+
+    # -- loading ---------------------------------------------------------------------
+    def load(self) -> None:
+        """Register the default plugins and the installed entry points (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for module_name in DEFAULT_PLUGINS:
+            module = importlib.import_module(module_name)
+            if not self.pm.is_registered(module):
+                self.pm.register(module, name=module_name)
+        if self._load_entry_points:
+            self._load_setuptools_entry_points()
+        self.pm.check_pending()
+
+    def _load_setuptools_entry_points(self) -> None:
+        only = os.environ.get("NASFORGE_PLUGINS")
+        if only is None:
+            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            return
+        for name in filter(None, (n.strip() for n in only.split(","))):
+            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object (a module or an instance with hook implementations)."""
+        self.load()
+        plugin_name = self.pm.register(plugin, name=name)
+        if plugin_name is None:
+            raise RegistrationError(f"plugin {name or plugin!r} is already registered")
+        try:
+            self.pm.check_pending()
+            self._items = None
+            self._collect()
+        except Exception:
+            self.pm.unregister(plugin)
+            self._items = None
+            raise
+        return plugin_name
+
+    def unregister(self, plugin: object | None = None, *, name: str | None = None) -> None:
+        """Remove a plugin registered at run time."""
+        self.pm.unregister(plugin, name=name)
+        self._items = None
+
+    # -- collecting ------------------------------------------------------------------
+    def _collect(self) -> dict[str, dict[str, Any]]:
+        if self._items is not None:
+            return self._items
+        self.load()
+        items: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        origin: dict[tuple[str, str], str] = {}
+        for kind, (hook_name, required) in KINDS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # registration order
+                register = self._make_register(kind, required, impl.plugin_name, items, origin)
+                impl.function(**{arg: register for arg in impl.argnames})
+        self._items, self._origin = items, origin
+        return items
+
+    @staticmethod
+    def _make_register(kind, required, plugin_name, items, origin) -> Callable[[Any], None]:
+        def register(obj: Any) -> None:
+            missing = [attr for attr in required if not hasattr(obj, attr)]
+            if missing:
+                raise RegistrationError(
+                    f"plugin {plugin_name!r} registered a {kind} {obj!r} without "
+                    f"{', '.join(missing)}"
+                )
+            name = obj.name
+            if not isinstance(name, str) or not name:
+                raise RegistrationError(f"plugin {plugin_name!r} registered a {kind} with no name")
+            if name in items[kind]:
+                raise RegistrationError(
+                    f"{kind} {name!r} is registered twice: by plugin "
+                    f"{origin[(kind, name)]!r} and by plugin {plugin_name!r}; "
+                    "uninstall or rename one of them"
+                )
+            items[kind][name] = obj
+            origin[(kind, name)] = plugin_name
+
+        return register
+
+    # -- look-ups --------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._collect()[kind])
+
+    def get(self, kind: str, name: str) -> Any:
+        items = self._collect()[kind]
+        if name not in items:
+            raise UnknownNameError(kind, name, items)
+        return items[name]
+
+    def origin(self, kind: str, name: str) -> str:
+        self._collect()
+        return self._origin[(kind, name)]
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every loaded plugin with its distribution, version and registered names."""
+        items = self._collect()
+        dists = {self.pm.get_name(p): d for p, d in self.pm.list_plugin_distinfo()}
+        infos: dict[str, PluginInfo] = {}
+        for plugin_name, plugin in self.pm.list_name_plugin():
+            dist = dists.get(plugin_name)
+            if dist is not None:
+                dist_name, version = dist.metadata["name"], dist.version
+            elif plugin_name in DEFAULT_PLUGINS:
+                dist_name, version = "nasforge", _version("nasforge")
+            else:
+                dist_name, version = "(registered at run time)", ""
+            infos[plugin_name] = PluginInfo(plugin_name, dist_name, version)
+        for kind in items:
+            for name in items[kind]:
+                info = infos[self._origin[(kind, name)]]
+                info.registered.setdefault(kind, []).append(name)
+        return list(infos.values())
+
+    def plugin_info(self, plugin_name: str) -> PluginInfo:
+        return {i.name: i for i in self.plugin_infos()}[plugin_name]
+
+
+def _version(dist_name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist_name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _registry
+    if _registry is None:
+        _registry = Registry()
+    return _registry
+
+
+def register(plugin: object, name: str | None = None) -> str:
+    """Register a plugin object at run time; returns its plugin name."""
+    return get_registry().register(plugin, name=name)
+
+
+def unregister(plugin: object | None = None, *, name: str | None = None) -> None:
+    """Unregister a plugin registered with :func:`register`."""
+    get_registry().unregister(plugin, name=name)

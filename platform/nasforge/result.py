@@ -1,0 +1,97 @@
+"""SearchResult: what a search returns (best trial(s), Pareto front, best model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasforge.spec import SearchSpec
+
+
+@dataclass(kw_only=True)
+class SearchResult:
+    """The outcome of :func:`nasforge.search`.
+
+    Attributes:
+        spec: the validated request.
+        study: the Optuna study (every trial, its params, values and user attributes).
+        parent_run_id: the search's MLflow run; each trial is a nested child run.
+        test_metrics: the chosen best model's metrics on the task's test split.
+        model_uri: the MLflow model logged on the parent run (``runs:/<id>/model``).
+    """
+
+    spec: SearchSpec
+    study: Any
+    parent_run_id: str
+    experiment_id: str
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    model_uri: str | None = None
+    _model: Any = field(default=None, repr=False)
+
+    # -- trials ----------------------------------------------------------------------
+    @property
+    def trials(self) -> list:
+        return self.study.get_trials(deepcopy=False)
+
+    @property
+    def completed_trials(self) -> list:
+        import optuna
+
+        return self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+    @property
+    def best_trials(self) -> list:
+        """The Pareto front (one trial for a single objective)."""
+        if not self.completed_trials:
+            return []
+        return self.study.best_trials if self.spec.multi_objective else [self.study.best_trial]
+
+    @property
+    def best_trial(self):
+        """The best trial; for several objectives, the Pareto trial best on the first one."""
+        front = self.best_trials
+        if not front:
+            raise ValueError(f"no trial of study {self.study.study_name!r} completed; see the failed runs in MLflow")
+        sign = 1 if self.spec.objectives[0].direction == "maximize" else -1
+        return max(front, key=lambda t: (sign * t.values[0], -t.number))
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best configuration, nested as the family receives it."""
+        return self.spec.space.config_from_flat(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        return self.best_trial.values[0]
+
+    @property
+    def best_values(self) -> list[float]:
+        return list(self.best_trial.values)
+
+    def trials_dataframe(self):
+        """Every trial as a pandas DataFrame (Optuna's columns)."""
+        return self.study.trials_dataframe()
+
+    # -- the model -------------------------------------------------------------------
+    def best_model(self):
+        """The best trial's trained ``torch.nn.Module`` (weights loaded with ``weights_only=True``)."""
+        if self._model is None:
+            from nasforge.runner import rebuild_model
+
+            self._model = rebuild_model(self.spec, self.best_trial)
+        return self._model
+
+    # -- where to look ---------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        return self.spec.tracking_uri
+
+    @property
+    def ui_command(self) -> str:
+        """The command that opens the MLflow UI on this search's store."""
+        return f"nasforge ui --tracking-uri {self.spec.tracking_uri}"
+
+    def __repr__(self) -> str:
+        n = len(self.trials)
+        best = f"best_value={self.best_value:.4g}" if self.completed_trials else "no completed trial"
+        return f"<SearchResult {self.spec.family}/{self.spec.task} {self.spec.strategy} trials={n} {best}>"

@@ -1,0 +1,255 @@
+"""SearchSpec: every argument of a search, validated once, before any trial runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from nasforge.errors import NasforgeError, SpecError
+from nasforge.plugins import Registry, get_registry
+from nasforge.space import Objective, SearchSpace, parse_objectives
+from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
+
+BACKENDS = ("local",)
+# Metrics every trial reports on top of the family's own.
+COMMON_METRICS = {"n_params": "minimize", "train_time_s": "minimize"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpec:
+    """A validated search request. Build it with :func:`build_spec`."""
+
+    family: str
+    task: str
+    space: SearchSpace
+    strategy: str
+    pruner: str
+    objectives: tuple[Objective, ...]
+    budget: dict[str, int]
+    budget_unit: str
+    trials: int
+    seed: int
+    timeout: float | None = None
+    n_jobs: int = 1
+    backend: str = "local"
+    tracking_uri: str
+    experiment: str
+    storage: str
+    study_name: str | None = None
+    resume: bool = False
+    save_models: bool = True
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def summary(self) -> dict[str, Any]:
+        """Flat, JSON-friendly description (logged as the parent run's params)."""
+        out = {
+            "family": self.family, "task": self.task, "strategy": self.strategy, "pruner": self.pruner,
+            "trials": self.trials, "seed": self.seed, "backend": self.backend, "n_jobs": self.n_jobs,
+            "timeout": self.timeout, "space": self.space.source,
+            "objective": ",".join(f"{o.metric}:{o.direction}" for o in self.objectives),
+            "storage": self.storage,
+        }
+        out.update({f"budget.{k}": v for k, v in self.budget.items()})
+        out.update({f"strategy.{k}": v for k, v in self.strategy_options.items()})
+        out.update({f"pruner.{k}": v for k, v in self.pruner_options.items()})
+        return out
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def build_spec(
+    family: str,
+    *,
+    task: str | None = None,
+    space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
+    strategy: str = "tpe",
+    pruner: str | None = None,
+    objective: Any = None,
+    budget: Mapping[str, int] | int | None = None,
+    trials: int = 20,
+    seed: int = 0,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    backend: str = "local",
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
+    run_dir: str | Path = "nasforge_runs",
+    save_models: bool = True,
+    strategy_options: Mapping[str, Any] | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> SearchSpec:
+    """Check every argument against the registry and return a :class:`SearchSpec`.
+
+    Raises a :class:`NasforgeError` subclass naming the bad argument and the valid
+    choices; nothing is trained and no store is written before this passes.
+    """
+    registry = registry or get_registry()
+    if not isinstance(family, str):
+        raise SpecError(f"family must be a name (a string), got {family!r}")
+    fam = registry.get("family", family)
+
+    # -- task ------------------------------------------------------------------------
+    if task is None:
+        task = getattr(fam, "default_task", None)
+        if task is None:
+            raise SpecError(f"family {family!r} needs a task; known tasks: {', '.join(registry.names('task'))}")
+    task_def = registry.get("task", task)
+    fam.check_task(task, task_def.kind)
+
+    # -- space -----------------------------------------------------------------------
+    if space is None:
+        space = fam.default_space
+    if isinstance(space, SearchSpace):
+        space_obj = space
+    elif isinstance(space, Mapping):
+        space_obj = SearchSpace.from_dict(space)
+    elif isinstance(space, (str, Path)):
+        space_obj = SearchSpace.load(space)
+    else:
+        raise SpecError(f"space must be a name, a YAML path, a dict or a SearchSpace, got {type(space).__name__}")
+    if space_obj.family is not None and space_obj.family != family:
+        raise SpecError(f"search space {space_obj.source} is for family {space_obj.family!r}, not {family!r}")
+    _check_space_fields(fam, space_obj)
+
+    # -- objective -------------------------------------------------------------------
+    loaded_task = task_def.load(seed if isinstance(seed, int) else 0)
+    available = {**fam.metrics(loaded_task), **COMMON_METRICS}
+    try:
+        objectives = parse_objectives(objective) or space_obj.objectives
+    except NasforgeError as exc:
+        raise SpecError(str(exc)) from None
+    if not objectives:
+        metric = fam.default_objective(loaded_task)
+        objectives = (Objective(metric, available[metric]),)
+    for obj in objectives:
+        if obj.metric not in available:
+            raise SpecError(
+                f"family {family!r} never reports metric {obj.metric!r} on task {task!r}; "
+                f"it reports: {', '.join(available)}"
+            )
+    objectives = tuple(Objective(o.metric, o.direction or available[o.metric]) for o in objectives)
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise SpecError("objective lists the same metric twice")
+
+    # -- budget ----------------------------------------------------------------------
+    unit = fam.budget_unit
+    budget_dict = dict(space_obj.budget) or {unit: fam.default_budget}
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        budget_dict = {unit: budget}
+    elif isinstance(budget, Mapping):
+        budget_dict = {**budget_dict, **budget}
+    elif budget is not None:
+        raise SpecError(f"budget must be an integer number of {unit} or a mapping like {{{unit}: 20}}, got {budget!r}")
+    if unit not in budget_dict:
+        raise SpecError(f"budget must give {unit!r} for family {family!r}, got {budget_dict}")
+    for key, value in budget_dict.items():
+        _check_int(f"budget.{key}", value, minimum=1)
+
+    # -- strategy, pruner ------------------------------------------------------------
+    strategy_def = registry.get("strategy", strategy)
+    if len(objectives) > 1 and not strategy_def.multi_objective:
+        multi = [n for n in registry.names("strategy") if registry.get("strategy", n).multi_objective]
+        raise SpecError(f"strategy {strategy!r} handles a single objective; for {len(objectives)} objectives "
+                        f"use one of: {', '.join(multi)}")
+    if len(objectives) == 1 and not strategy_def.single_objective:
+        raise SpecError(f"strategy {strategy!r} needs several objectives")
+    pruner = pruner or "none"
+    registry.get("pruner", pruner)
+    if pruner != "none" and len(objectives) > 1:
+        raise SpecError("pruning is not supported for multi-objective searches (Optuna reports one value per "
+                        "step); use pruner='none'")
+
+    # -- the rest --------------------------------------------------------------------
+    _check_int("trials", trials, minimum=1)
+    _check_int("seed", seed, minimum=0)
+    _check_int("n_jobs", n_jobs, minimum=1)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if backend not in BACKENDS:
+        raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if study_name is not None and not re.fullmatch(r"[\w.\-]+", study_name or ""):
+        raise SpecError(f"study_name may use letters, digits, '_', '-', '.', got {study_name!r}")
+
+    try:
+        tracking = absolute_tracking_uri(tracking_uri or default_tracking_uri())
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    if storage is None:
+        run_path = Path(run_dir).resolve()
+        storage = f"sqlite:///{run_path / 'optuna.db'}"
+    elif not isinstance(storage, str):
+        raise SpecError(f"storage must be an Optuna storage URL, got {storage!r}")
+    elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
+
+    spec = SearchSpec(
+        family=family, task=task, space=space_obj, strategy=strategy, pruner=pruner,
+        objectives=tuple(objectives), budget=budget_dict, budget_unit=unit, trials=trials, seed=seed, timeout=timeout,
+        n_jobs=n_jobs, backend=backend, tracking_uri=tracking,
+        experiment=experiment or f"{family}-{task}", storage=storage, study_name=study_name,
+        resume=bool(resume), save_models=bool(save_models),
+        strategy_options=dict(strategy_options or {}), pruner_options=dict(pruner_options or {}),
+        tags={str(k): str(v) for k, v in (tags or {}).items()},
+    )
+    # Building the sampler and pruner checks their options (and a grid's space) up front.
+    make_sampler(spec, registry=registry)
+    make_pruner(spec, registry=registry)
+    return spec
+
+
+def _check_space_fields(fam, space: SearchSpace) -> None:
+    """Every top-level parameter must be a field of the family's config dataclass."""
+    config_class = getattr(fam, "config_class", None)
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for param in space.params:
+        if param.name not in fields:
+            raise SpecError(f"{space.source}: params.{param.name}: family {fam.name!r} has no such config field; "
+                            f"valid fields: {', '.join(sorted(fields))}")
+
+
+def make_sampler(spec: SearchSpec, *, registry: Registry | None = None):
+    registry = registry or get_registry()
+    strategy = registry.get("strategy", spec.strategy)
+    try:
+        return strategy.create(space=spec.space, seed=spec.seed, n_objectives=len(spec.objectives),
+                               **spec.strategy_options)
+    except NasforgeError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"strategy {spec.strategy!r} rejected its options {spec.strategy_options}: {exc}") from None
+
+
+def make_pruner(spec: SearchSpec, *, registry: Registry | None = None):
+    registry = registry or get_registry()
+    pruner = registry.get("pruner", spec.pruner)
+    budget = spec.budget[spec.budget_unit]
+    try:
+        return pruner.create(budget=budget, **spec.pruner_options)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"pruner {spec.pruner!r} rejected its options {spec.pruner_options}: {exc}") from None
+
+

@@ -1,0 +1,114 @@
+"""MLflow: one parent run per search, one nested child run per trial.
+
+Everything goes through an explicit ``MlflowClient`` and run ids (no global active run),
+so the same code logs from the driver, from threads and from Ray workers. Values are
+sent in batches: one ``log_batch`` per report, not one call per metric.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+MAX_PARAMS, MAX_TAGS, MAX_METRICS = 100, 100, 1000
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else MLflow's own default: ``sqlite:///mlflow.db`` here."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return "sqlite:///" + str(Path.cwd() / "mlflow.db")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """Make a relative sqlite URI absolute, so workers in other directories share the store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    if "://" not in uri and not uri.startswith("databricks"):
+        raise ValueError(f"tracking URI {uri!r} is not a URI; use e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
+    return uri
+
+
+def _stringify(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+class Tracker:
+    """Writes one search's run tree to an MLflow tracking store."""
+
+    def __init__(self, *, tracking_uri: str, experiment_id: str):
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.client = MlflowClient(tracking_uri)
+
+    @classmethod
+    def for_experiment(cls, *, tracking_uri: str, experiment: str) -> "Tracker":
+        """Get or create the experiment (done by the driver before any worker starts)."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
+
+    # -- runs ------------------------------------------------------------------------
+    def start_run(self, *, name: str, tags: Mapping[str, Any], params: Mapping[str, Any] = (),
+                  parent_run_id: str | None = None) -> str:
+        tags = {k: _stringify(v) for k, v in tags.items()}
+        tags[RUN_NAME_TAG] = name
+        if parent_run_id:
+            tags[PARENT_TAG] = parent_run_id
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        self.log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end_run(self, run_id: str, status: str = "FINISHED", *, tags: Mapping[str, Any] = ()) -> None:
+        """``status``: FINISHED, FAILED or KILLED (pruned or interrupted trials)."""
+        if tags:
+            self.log(run_id, tags=tags)
+        self.client.set_terminated(run_id, status=status)
+
+    # -- values ----------------------------------------------------------------------
+    def log(self, run_id: str, *, metrics: Mapping[str, float] = (), step: int = 0,
+            params: Mapping[str, Any] = (), tags: Mapping[str, Any] = ()) -> None:
+        """Log metrics (at ``step``), params and tags in as few ``log_batch`` calls as allowed."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        metric_list = [Metric(k, float(v), now, int(step)) for k, v in dict(metrics).items()]
+        param_list = [Param(k, _stringify(v)) for k, v in dict(params).items()]
+        tag_list = [RunTag(k, _stringify(v)) for k, v in dict(tags).items()]
+        while metric_list or param_list or tag_list:
+            self.client.log_batch(run_id, metrics=metric_list[:MAX_METRICS],
+                                  params=param_list[:MAX_PARAMS], tags=tag_list[:MAX_TAGS])
+            metric_list, param_list = metric_list[MAX_METRICS:], param_list[MAX_PARAMS:]
+            tag_list = tag_list[MAX_TAGS:]
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, path, artifact_path)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    def download(self, run_id: str, path: str, dst: str) -> str:
+        return self.client.download_artifacts(run_id, path, dst)

@@ -1,0 +1,205 @@
+"""The one trial function every executor calls: build, fit, report, record.
+
+``run_trial`` never raises for a trial's own failure: it returns a :class:`TrialOutcome`
+(complete, pruned or failed, with the reason) after closing the trial's MLflow run with the
+matching status. Only an interrupt (Ctrl-C) propagates, after marking the run KILLED.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import random
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from nasforge.errors import TrialPruned
+from nasforge.family import Reporter
+from nasforge.space import Objective, flatten
+from nasforge.tracking import Tracker
+
+COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
+MLFLOW_STATUS = {COMPLETE: "FINISHED", PRUNED: "KILLED", FAILED: "FAILED"}
+WEIGHTS_ARTIFACT = "model/state_dict.pt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialContext:
+    """Everything a worker needs to run a trial of one search (picklable)."""
+
+    family: str
+    task: str
+    seed: int
+    budget: Mapping[str, int]
+    objectives: tuple[Objective, ...]
+    strategy: str
+    backend: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    study_name: str
+    save_models: bool = True
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class TrialOutcome:
+    number: int
+    status: str
+    values: list[float] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    reason: str = ""
+    duration_s: float = 0.0
+
+
+class Feedback:
+    """How a running trial talks back to its strategy (Optuna trial, Ray Tune session...)."""
+
+    def should_prune(self, step: int, value: float) -> bool:
+        return False
+
+    def set_attr(self, key: str, value: Any) -> None:
+        pass
+
+
+class OptunaFeedback(Feedback):
+    def __init__(self, trial):
+        self.trial = trial
+
+    def should_prune(self, step: int, value: float) -> bool:
+        self.trial.report(value, step)
+        return self.trial.should_prune()
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+
+class TrialReporter(Reporter):
+    """Sends each report to MLflow (one batch) and the objective to the pruner."""
+
+    def __init__(self, *, tracker: Tracker, run_id: str, objectives: tuple[Objective, ...],
+                 feedback: Feedback, unit: str):
+        self.tracker, self.run_id, self.feedback, self.unit = tracker, run_id, feedback, unit
+        self.objective = objectives[0].metric if len(objectives) == 1 else None
+        self.last_step = 0
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.tracker.log(self.run_id, metrics=metrics, step=step)
+        self.last_step = max(self.last_step, int(step))
+        value = metrics.get(self.objective) if self.objective else None
+        if value is not None and math.isfinite(value) and self.feedback.should_prune(int(step), float(value)):
+            raise TrialPruned(f"pruned at {self.unit} {step} ({self.objective}={value:.4g})")
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        self.tracker.log_artifact(self.run_id, path, artifact_path)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        self.tracker.log_figure(self.run_id, figure, name)
+
+
+@functools.lru_cache(maxsize=8)
+def load_task(name: str, seed: int):
+    """Load a registered task once per process (splits are fixed by the seed)."""
+    from nasforge.plugins import get_registry
+
+    return get_registry().get("task", name).load(seed)
+
+
+def trial_seed(search_seed: int, number: int) -> int:
+    return (search_seed * 1_000_003 + number) % (2**31 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
+              feedback: Feedback | None = None, tracker: Tracker | None = None) -> TrialOutcome:
+    """Build, train and record one configuration; see the module docstring."""
+    from nasforge.plugins import get_registry
+
+    feedback = feedback or Feedback()
+    registry = get_registry()
+    family = registry.get("family", context.family)
+    tracker = tracker or Tracker(tracking_uri=context.tracking_uri, experiment_id=context.experiment_id)
+    seed = trial_seed(context.seed, number)
+    plugin = registry.origin("family", context.family)
+    tags = {
+        "family": context.family, "task": context.task, "strategy": context.strategy,
+        "trial_number": number, "seed": seed, "search_seed": context.seed, "backend": context.backend,
+        "plugin": plugin, "plugin_version": family.version, "study": context.study_name,
+        **context.extra_tags,
+    }
+    started = time.perf_counter()
+    run_id = tracker.start_run(name=f"trial-{number}", tags=tags, params=flatten(params),
+                               parent_run_id=context.parent_run_id)
+    feedback.set_attr("mlflow_run_id", run_id)
+    outcome = TrialOutcome(number=number, status=FAILED, params=dict(params), run_id=run_id)
+    reporter = TrialReporter(tracker=tracker, run_id=run_id, objectives=context.objectives,
+                             feedback=feedback, unit=family.budget_unit)
+    try:
+        task = load_task(context.task, context.seed)
+        seed_everything(seed)
+        config = family.make_config(params)
+        model = family.build(config, task)
+        n_params = sum(p.numel() for p in model.parameters())
+        metrics = dict(family.fit(model, task, config, dict(context.budget), reporter) or {})
+        metrics.update(n_params=float(n_params), train_time_s=time.perf_counter() - started)
+        values = [_objective_value(metrics, o.metric) for o in context.objectives]
+        if context.save_models:
+            _save_weights(tracker, run_id, model)
+        tracker.log(run_id, metrics=metrics, step=reporter.last_step)
+        outcome.status, outcome.values, outcome.metrics = COMPLETE, values, metrics
+    except TrialPruned as exc:
+        outcome.status, outcome.reason = PRUNED, str(exc)
+    except KeyboardInterrupt:
+        feedback.set_attr("interrupted", True)
+        tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted (KeyboardInterrupt)"})
+        raise
+    except Exception as exc:  # a crashing trial is recorded; the search goes on
+        outcome.status, outcome.reason = FAILED, f"{type(exc).__name__}: {exc}"
+        tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+    outcome.duration_s = time.perf_counter() - started
+    if outcome.reason:
+        feedback.set_attr("status_reason", outcome.reason[:1000])
+    tracker.end_run(run_id, MLFLOW_STATUS[outcome.status],
+                    tags={"status_reason": outcome.reason or "finished", "nasforge_status": outcome.status})
+    return outcome
+
+
+def _objective_value(metrics: Mapping[str, float], name: str) -> float:
+    if name not in metrics:
+        raise KeyError(f"the trial finished without metric {name!r}; it returned: {', '.join(metrics)}")
+    value = float(metrics[name])
+    if not math.isfinite(value):
+        raise FloatingPointError(f"objective {name!r} is {value}")
+    return value
+
+
+def _save_weights(tracker: Tracker, run_id: str, model) -> None:
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, os.path.basename(WEIGHTS_ARTIFACT))
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        tracker.log_artifact(run_id, path, os.path.dirname(WEIGHTS_ARTIFACT))
+
+
+def load_weights(tracker: Tracker, run_id: str) -> dict:
+    """A trial's saved ``state_dict``, loaded safely (``weights_only=True``)."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = tracker.download(run_id, WEIGHTS_ARTIFACT, tmp)
+        return torch.load(local, map_location="cpu", weights_only=True)
