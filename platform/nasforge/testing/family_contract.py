@@ -1,0 +1,173 @@
+"""Contract tests for model families, to subclass in a family's own test suite.
+
+In the style of ``optuna.testing.pytest_samplers``: subclass :class:`FamilyContract`
+and supply two class-scoped fixtures, ``family`` (a :class:`nasforge.family.Family`
+instance) and ``task_name`` (a registered task the family supports)::
+
+    import pytest
+    from nasforge.testing import FamilyContract
+    from my_plugin import MyFamily
+
+    class TestMyFamily(FamilyContract):
+        @pytest.fixture(scope="class")
+        @classmethod
+        def family(cls):
+            return MyFamily()
+
+        @pytest.fixture(scope="class")
+        @classmethod
+        def task_name(cls):
+            return "digits"
+
+Override ``config_params`` (default ``{}``: every config default) or ``small_budget``
+(default ``{family.budget_unit: 2}``) when the defaults are too slow for a test. Define
+fixtures as class-scoped classmethods, as above (pytest deprecates class-scoped fixtures
+that are instance methods).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from nasforge.errors import ConfigError
+from nasforge.family import NullReporter
+from nasforge.tasks import TASK_KINDS
+
+N_SAMPLED_CONFIGS = 5
+
+
+def _first_output(output):
+    """The tensor to check a batch size on: the output, or its first element."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class FamilyContract:
+    """What every family must do. Subclasses supply the ``family`` and ``task_name`` fixtures."""
+
+    # -- fixtures --------------------------------------------------------------------
+    @pytest.fixture(scope="class")
+    @classmethod
+    def task(cls, task_name):
+        from nasforge.plugins import get_registry
+
+        return get_registry().get("task", task_name).load(0)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def config_params(cls) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def small_budget(cls, family) -> dict[str, Any]:
+        return {family.budget_unit: 2}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def space(cls, family):
+        from nasforge.space import SearchSpace
+
+        return SearchSpace.load(family.default_space)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, family, task, config_params, small_budget):
+        """``(model, reporter, final_metrics)`` of one seeded fit, shared by several tests."""
+        return cls._fit(family, task, config_params, small_budget, seed=0)
+
+    @staticmethod
+    def _fit(family, task, config_params, budget, *, seed):
+        import torch
+
+        config = family.make_config(config_params)
+        torch.manual_seed(seed)
+        model = family.build(config, task)
+        reporter = NullReporter()
+        metrics = family.fit(model, task, config, budget, reporter)
+        return model, reporter, metrics
+
+    # -- metadata --------------------------------------------------------------------
+    def test_metadata(self, family, task) -> None:
+        assert isinstance(family.name, str) and family.name
+        assert task.kind in family.task_kinds
+        metrics = family.metrics(task)
+        assert metrics, "metrics(task) must name at least one metric"
+        assert set(metrics.values()) <= {"maximize", "minimize"}
+        assert family.default_objective(task) in metrics
+        assert isinstance(family.default_budget, (int, float)) and family.default_budget > 0
+
+    def test_default_space_loads(self, family, space) -> None:
+        assert space.family in (None, family.name)
+        assert set(space.budget) <= {family.budget_unit}
+
+    # -- configs and models ----------------------------------------------------------
+    def test_sampled_configs_build_and_run_forward(self, family, task, space) -> None:
+        import optuna
+        import torch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        example = torch.as_tensor(family.example_input(task))
+        for seed in range(N_SAMPLED_CONFIGS):
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+            params = space.sample(study.ask())
+            config = family.make_config(params)
+            torch.manual_seed(seed)
+            model = family.build(config, task)
+            assert isinstance(model, torch.nn.Module)
+            model.eval()
+            with torch.no_grad():
+                output = _first_output(model(example))
+            assert output.shape[0] == example.shape[0], f"batch size changed for {params}"
+
+    def test_make_config_rejects_unknown_field(self, family) -> None:
+        with pytest.raises(ConfigError, match="no_such_field"):
+            family.make_config({"no_such_field": 1})
+
+    def test_check_task_rejects_unsupported_kind(self, family) -> None:
+        kinds = [kind for kind in TASK_KINDS if kind not in family.task_kinds]
+        if not kinds:
+            pytest.skip(f"family {family.name!r} supports every task kind")
+        with pytest.raises(ConfigError) as info:
+            family.check_task("contract_task", kinds[0])
+        assert family.name in str(info.value) and "contract_task" in str(info.value)
+
+    # -- training --------------------------------------------------------------------
+    def test_fit_reports_increasing_steps(self, fitted) -> None:
+        _, reporter, _ = fitted
+        steps = [step for step, _ in reporter.history]
+        assert steps, "fit must call reporter.report at least once"
+        assert all(isinstance(step, int) for step in steps)
+        assert steps == sorted(set(steps)), f"steps must strictly increase, got {steps}"
+
+    def test_fit_returns_every_metric(self, family, task, fitted) -> None:
+        _, reporter, metrics = fitted
+        for name in family.metrics(task):
+            assert name in metrics, f"fit did not return {name!r}"
+            assert _is_finite_number(metrics[name]), f"{name} = {metrics[name]!r}"
+        for _, reported in reporter.history:
+            assert all(isinstance(v, (int, float)) for v in reported.values())
+
+    def test_fit_is_deterministic(self, family, task, config_params, small_budget, fitted) -> None:
+        import torch
+
+        _, _, first = fitted
+        _, _, second = self._fit(family, task, config_params, small_budget, seed=0)
+        if torch.cuda.is_available():  # some CUDA kernels are not bitwise reproducible
+            assert second == pytest.approx(first, rel=1e-3, abs=1e-5)
+        else:
+            assert second == first
+
+    def test_evaluate_returns_finite_numbers(self, family, task, fitted) -> None:
+        model, _, _ = fitted
+        metrics = family.evaluate(model, task, split="test")
+        assert metrics
+        for name, value in metrics.items():
+            assert name.startswith("test_"), f"{name!r} should be prefixed with the split"
+            assert _is_finite_number(value), f"{name} = {value!r}"

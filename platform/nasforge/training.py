@@ -1,0 +1,284 @@
+"""Small torch helpers shared by the families' training loops.
+
+The built-in data sets are small, so a task's splits are moved to the device once
+(:func:`to_tensors`) and mini-batches are index slices of a seeded permutation
+(:func:`iterate_minibatches`) rather than a ``DataLoader``. Loops accumulate losses as
+tensors and synchronise once per epoch (:func:`train_epoch`).
+
+This module imports torch at the top: import it inside trials only, never from
+``nasforge/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from nasforge.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "selu": nn.SELU,
+    "silu": nn.SiLU,
+}
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
+INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
+CLIP_MODES = ("none", "norm", "value")
+
+
+def choices_error(field: str, value: object, valid: Iterable[str]) -> ConfigError:
+    """A :class:`ConfigError` naming the field, the bad value and the valid choices."""
+    return ConfigError(f"{field}={value!r} is not valid; choose one of: {', '.join(valid)}")
+
+
+# -- devices and data ------------------------------------------------------------------
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else ``$NASFORGE_DEVICE``, else CUDA when available, else CPU."""
+    device = device or os.environ.get("NASFORGE_DEVICE")
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorSplits:
+    """A task's splits as tensors on one device; ``None`` where the task has no such split."""
+
+    x_train: torch.Tensor | None = None
+    y_train: torch.Tensor | None = None
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+def to_tensors(task, device: torch.device | str, splits: Iterable[str] = SPLITS) -> TensorSplits:
+    """Move ``task``'s splits to ``device`` once.
+
+    Inputs become float32; targets int64 class indices (shape ``(n,)``) for
+    classification, float32 otherwise (regression keeps its ``(n, 1)`` shape).
+    """
+    classification = task.kind == "classification"
+    out = {}
+    for name in splits:
+        x, y = task.split(name)
+        if x is not None:
+            out[f"x_{name}"] = torch.as_tensor(x, dtype=torch.float32, device=device)
+        if y is not None:
+            if classification:
+                out[f"y_{name}"] = torch.as_tensor(y, dtype=torch.int64, device=device).reshape(-1)
+            else:
+                out[f"y_{name}"] = torch.as_tensor(y, dtype=torch.float32, device=device)
+    return TensorSplits(**out)
+
+
+def seeded_generator(seed: int | None = None) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` or, by default, the caller's ``torch.manual_seed``."""
+    return torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
+
+
+def iterate_minibatches(n: int, batch_size: int, generator: torch.Generator, *,
+                        device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+    """Index tensors of a shuffled epoch over ``n`` samples; the last batch may be smaller."""
+    order = torch.randperm(n, generator=generator)
+    if device is not None:
+        order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+# -- optimisation ----------------------------------------------------------------------
+def make_optimizer(name: str, params, *, lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """An optimizer by name. ``momentum`` is used by sgd (Nesterov off) and rmsprop only.
+
+    ``lr`` is passed through unchanged, including to adadelta (Zeiler 2012), whose
+    usual value is 1.0: with a small ``lr`` it learns slowly, which a search will see.
+    """
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    raise choices_error("optimizer", name, OPTIMIZERS)
+
+
+def clip_gradients(model: nn.Module, mode: str, value: float) -> None:
+    """Clip gradients in place: ``"none"``, ``"norm"`` (global L2 norm) or ``"value"`` (elementwise)."""
+    if mode == "none":
+        return
+    if mode == "norm":
+        nn.utils.clip_grad_norm_(model.parameters(), value)
+    elif mode == "value":
+        nn.utils.clip_grad_value_(model.parameters(), value)
+    else:
+        raise choices_error("clip", mode, CLIP_MODES)
+
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+             nn.ConvTranspose3d)
+_RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
+
+
+def _init_tensor(weight: torch.Tensor, scheme: str) -> None:
+    if scheme == "xavier_uniform":      # Glorot & Bengio (2010)
+        nn.init.xavier_uniform_(weight)
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(weight)
+    elif scheme == "kaiming_uniform":   # He et al. (2015), gain for ReLU
+        nn.init.kaiming_uniform_(weight, nonlinearity="relu")
+    elif scheme == "kaiming_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity="relu")
+    elif scheme == "orthogonal":        # Saxe et al. (2014)
+        nn.init.orthogonal_(weight)
+
+
+def init_weights(module: nn.Module, scheme: str) -> nn.Module:
+    """Re-initialise the weights of linear, convolutional and recurrent layers; biases to zero.
+
+    ``"default"`` keeps PyTorch's own initialisation. Xavier/Glorot scales by fan-in and
+    fan-out (Glorot & Bengio, 2010); Kaiming/He uses the ReLU gain (He et al., 2015).
+    Returns ``module`` for chaining.
+    """
+    if scheme not in INITS:
+        raise choices_error("init", scheme, INITS)
+    if scheme == "default":
+        return module
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, _WEIGHTED):
+                _init_tensor(layer.weight, scheme)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+            elif isinstance(layer, _RECURRENT):
+                for name, param in layer.named_parameters():
+                    if name.startswith("weight"):
+                        _init_tensor(param, scheme)
+                    elif name.startswith("bias"):
+                        param.zero_()
+    return module
+
+
+def count_params(model: nn.Module, *, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# -- loops -----------------------------------------------------------------------------
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
+                y: torch.Tensor, *, batch_size: int, generator: torch.Generator,
+                clip: str = "none", clip_value: float = 1.0) -> torch.Tensor:
+    """One shuffled pass over ``(x, y)``; returns the sample-weighted mean loss as a tensor.
+
+    Nothing here synchronises with the device: call ``.item()`` on the result once.
+    """
+    model.train()
+    total = torch.zeros((), device=x.device)
+    for idx in iterate_minibatches(len(x), batch_size, generator, device=x.device):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        clip_gradients(model, clip, clip_value)
+        optimizer.step()
+        total += loss.detach() * len(idx)
+    return total / len(x)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, chunk: int = 8192) -> torch.Tensor:
+    """Outputs of ``model`` in eval mode over ``x``, in chunks of ``chunk`` rows."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    finally:
+        model.train(was_training)
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, *, prefix: str) -> dict[str, float]:
+    """``{prefix}_loss`` (mean cross-entropy) and ``{prefix}_accuracy``."""
+    loss = nn.functional.cross_entropy(logits, y)
+    accuracy = (logits.argmax(dim=1) == y).float().mean()
+    loss, accuracy = torch.stack([loss, accuracy]).tolist()
+    return {f"{prefix}_accuracy": accuracy, f"{prefix}_loss": loss}
+
+
+def regression_metrics(pred: torch.Tensor, y: torch.Tensor, *, prefix: str) -> dict[str, float]:
+    """``{prefix}_rmse``, ``{prefix}_r2`` (against the split's own mean) and ``{prefix}_loss`` (MSE)."""
+    mse = nn.functional.mse_loss(pred, y)
+    total = ((y - y.mean(dim=0)) ** 2).mean()
+    mse, total = torch.stack([mse, total]).tolist()
+    r2 = 1.0 - mse / total if total > 0 else float("nan")
+    return {f"{prefix}_rmse": math.sqrt(mse), f"{prefix}_r2": r2, f"{prefix}_loss": mse}
+
+
+def check_finite(value: float, *, what: str = "loss", epoch: int) -> None:
+    """Raise ``FloatingPointError("loss is nan at epoch N")`` for a NaN or infinite value."""
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{what} is {value} at epoch {epoch}")
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved for ``patience`` epochs (Prechelt, 1998).
+
+    Keeps a copy of the best ``state_dict``; :meth:`restore` loads it back. With
+    ``patience=None`` it never stops but still remembers the best weights.
+
+    Example::
+
+        stopper = EarlyStopping(patience=5)
+        for epoch in range(1, epochs + 1):
+            ...
+            if stopper.step(val_loss, model, epoch=epoch):
+                break
+        stopper.restore(model)
+    """
+
+    def __init__(self, *, patience: int | None, min_delta: float = 0.0):
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    def step(self, val_loss: float, model: nn.Module, *, epoch: int) -> bool:
+        """Record an epoch's validation loss; ``True`` when training should stop."""
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            self._best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.bad_epochs += 1
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        """Load the best weights seen into ``model`` (a no-op before the first :meth:`step`)."""
+        if self._best_state is not None:
+            model.load_state_dict(self._best_state)
+        return model

@@ -1,0 +1,241 @@
+"""The multilayer perceptron family: fully connected layers for tabular classification and regression."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from nasforge.errors import ConfigError
+from nasforge.family import Family, Reporter
+from nasforge.tasks import Task
+
+# Kept in step with nasforge.training (which imports torch, so it is only imported in the methods).
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "selu", "silu")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
+INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
+CLIP_MODES = ("none", "norm", "value")
+
+
+def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
+
+
+def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
+
+
+def _check_int(field_name: str, value: Any, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(field_name, value, f"expected an integer >= {low}")
+
+
+def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
+        raise _fail(field_name, value, f"expected a finite number in {interval}")
+
+
+@dataclass(kw_only=True)
+class LayerConfig:
+    """One hidden layer: ``Linear(units) -> activation -> Dropout(dropout)``."""
+
+    units: int = 64              # width; 64 is plenty for the bundled tabular data sets
+    activation: str = "relu"     # ReLU trains reliably at any depth used here
+    dropout: float = 0.0         # off by default; the space samples it
+
+    def validate(self, where: str) -> None:
+        _check_int(f"{where}.units", self.units, low=1)
+        _check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
+        _check_number(f"{where}.dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+
+
+@dataclass(kw_only=True)
+class MLPConfig:
+    """Configuration of an :class:`MLPFamily` model and its training.
+
+    ``layers`` takes dicts (as sampled from a search space) or :class:`LayerConfig`;
+    they are converted to :class:`LayerConfig`. ``n_layers``, when given, must equal
+    ``len(layers)`` (the space uses it as the repeat count).
+    """
+
+    layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig()])  # one hidden layer
+    n_layers: int | None = None   # only checked against len(layers)
+    optimizer: str = "adam"       # robust default across learning rates
+    lr: float = 1e-3              # Adam's usual step size (Kingma & Ba, 2015)
+    momentum: float = 0.9         # heavy-ball momentum; used by sgd and rmsprop only
+    weight_decay: float = 0.0     # L2 penalty, off by default
+    batch_size: int = 64          # small data sets: many updates per epoch
+    init: str = "default"         # PyTorch's own init unless a scheme is chosen
+    clip: str = "none"            # gradient clipping: none, norm (global L2) or value
+    clip_value: float = 1.0       # threshold for clip = norm / value
+    patience: int | None = 5      # early stopping on val loss (Prechelt, 1998); None disables
+
+    def __post_init__(self):
+        if not isinstance(self.layers, (list, tuple)):
+            raise _fail("layers", self.layers, "expected a list of layers (units, activation, dropout)")
+        self.layers = [self._layer(i, layer) for i, layer in enumerate(self.layers)]
+        if self.n_layers is not None:
+            _check_int("n_layers", self.n_layers, low=0)
+            if self.n_layers != len(self.layers):
+                raise _fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_int("batch_size", self.batch_size, low=1)
+        _check_choice("init", self.init, INITS)
+        _check_choice("clip", self.clip, CLIP_MODES)
+        _check_number("clip_value", self.clip_value, low=0.0, low_open=True)
+        if self.patience is not None:
+            _check_int("patience", self.patience, low=1)
+
+    @staticmethod
+    def _layer(i: int, layer: Any) -> LayerConfig:
+        where = f"layers[{i}]"
+        if isinstance(layer, Mapping):
+            valid = ("units", "activation", "dropout")
+            unknown = sorted(set(layer) - set(valid))
+            if unknown:
+                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(valid)}")
+            layer = LayerConfig(**layer)
+        if not isinstance(layer, LayerConfig):
+            raise _fail(where, layer, "expected a mapping with units, activation, dropout")
+        layer.validate(where)
+        return layer
+
+
+class MLPFamily(Family):
+    """Multilayer perceptrons: ``[Linear -> activation -> Dropout] * n -> Linear`` head.
+
+    Classification trains on cross-entropy over logits, regression on mean squared
+    error. Training is mini-batch on one device, with early stopping on the validation
+    loss and the best weights restored (Prechelt, 1998).
+
+    Example::
+
+        import torch
+        from nasforge.family import NullReporter
+        from nasforge.tasks import load_digits_task
+        from nasforge_mlp import MLPFamily
+
+        family, task = MLPFamily(), load_digits_task(seed=0)
+        config = family.make_config({"layers": [{"units": 64}], "lr": 3e-3})
+        torch.manual_seed(0)
+        model = family.build(config, task)
+        family.fit(model, task, config, {"epochs": 10}, NullReporter())
+        family.evaluate(model, task)          # {"test_accuracy": ..., "test_loss": ...}
+    """
+
+    name = "mlp"
+    task_kinds = ("classification", "regression")
+    config_class = MLPConfig
+    default_space = "mlp"
+    budget_unit = "epochs"
+    default_budget = 20
+
+    def metrics(self, task: Task) -> dict[str, str]:
+        if task.kind == "classification":
+            return {"val_accuracy": "maximize", "val_loss": "minimize"}
+        return {"val_rmse": "minimize", "val_r2": "maximize", "val_loss": "minimize"}
+
+    # -- model -----------------------------------------------------------------------
+    def build(self, config: MLPConfig, task: Task):
+        """An ``nn.Sequential``: inputs flattened, hidden layers, then logits / one output.
+
+        Weights follow ``config.init``; seed torch before calling for reproducibility.
+        """
+        from torch import nn
+
+        from nasforge.training import ACTIVATIONS as MODULES, init_weights
+
+        self.check_task(task.name, task.kind)
+        width = math.prod(task.input_shape)
+        modules: list[nn.Module] = [nn.Flatten()]
+        for layer in config.layers:
+            modules += [nn.Linear(width, layer.units), MODULES[layer.activation]()]
+            if layer.dropout > 0:
+                modules.append(nn.Dropout(layer.dropout))
+            width = layer.units
+        outputs = task.n_classes if task.kind == "classification" else 1
+        modules.append(nn.Linear(width, outputs))
+        return init_weights(nn.Sequential(*modules), config.init)
+
+    # -- training --------------------------------------------------------------------
+    def fit(self, model, task: Task, config: MLPConfig, budget: Mapping[str, Any],
+            reporter: Reporter) -> dict[str, float]:
+        """Train for up to ``budget["epochs"]`` epochs, reporting after each (step = epoch).
+
+        Minibatch order comes from a generator seeded with ``torch.initial_seed()``, so
+        the caller's ``torch.manual_seed`` governs the whole run. Raises
+        ``FloatingPointError`` when the loss becomes NaN or infinite. Returns the
+        validation metrics of the restored best epoch plus ``epochs_trained``.
+        """
+        from nasforge import training
+
+        epochs = self._epochs(budget)
+        device = training.pick_device()
+        model.to(device)
+        data = training.to_tensors(task, device, splits=("train", "val"))
+        optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
+                                            momentum=config.momentum, weight_decay=config.weight_decay)
+        generator = training.seeded_generator()
+        stopper = training.EarlyStopping(patience=config.patience)
+        loss_fn = self._loss_fn(task)
+        best: dict[str, float] = {}
+        epoch = 0
+        for epoch in range(1, epochs + 1):
+            train_loss = training.train_epoch(
+                model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
+                generator=generator, clip=config.clip, clip_value=config.clip_value).item()
+            training.check_finite(train_loss, epoch=epoch)
+            metrics = {"train_loss": train_loss, **self._metrics(model, task, data.x_val, data.y_val, "val")}
+            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
+            reporter.report(epoch, metrics)
+            stop = stopper.step(metrics["val_loss"], model, epoch=epoch)
+            if stopper.best_epoch == epoch:
+                best = metrics
+            if stop:
+                break
+        stopper.restore(model)
+        return {**best, "epochs_trained": epoch}
+
+    def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
+        """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss``."""
+        from nasforge.training import to_tensors
+
+        device = next(model.parameters()).device
+        x, y = to_tensors(task, device, splits=(split,)).split(split)
+        return self._metrics(model, task, x, y, split)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _epochs(self, budget: Mapping[str, Any]) -> int:
+        unknown = sorted(set(budget) - {self.budget_unit})
+        if unknown:
+            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
+                              f"{{{self.budget_unit}: N}}")
+        epochs = budget.get(self.budget_unit, self.default_budget)
+        if isinstance(epochs, float) and epochs.is_integer():
+            epochs = int(epochs)
+        _check_int(f"budget.{self.budget_unit}", epochs, low=1)
+        return epochs
+
+    @staticmethod
+    def _loss_fn(task: Task):
+        from torch import nn
+
+        return nn.functional.cross_entropy if task.kind == "classification" else nn.functional.mse_loss
+
+    @staticmethod
+    def _metrics(model, task: Task, x, y, prefix: str) -> dict[str, float]:
+        from nasforge.training import classification_metrics, predict, regression_metrics
+
+        out = predict(model, x)
+        if task.kind == "classification":
+            return classification_metrics(out, y, prefix=prefix)
+        return regression_metrics(out, y, prefix=prefix)
