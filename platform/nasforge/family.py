@@ -97,15 +97,3 @@ class Family(abc.ABC):
     def example_input(self, task: Task):
         """A small batch of inputs (numpy) used to log the model with a signature."""
         return task.x_test[:2]
-
-    @property
-    def version(self) -> str:
-        from importlib.metadata import PackageNotFoundError, packages_distributions, version
-
-        top = type(self).__module__.split(".")[0]
-        for dist in packages_distributions().get(top, []):
-            try:
-                return version(dist)
-            except PackageNotFoundError:
-                pass
-        return "unknown"

@@ -56,6 +56,7 @@ class Registry:
         self._loaded = False
         self._items: dict[str, dict[str, Any]] | None = None
         self._origin: dict[tuple[str, str], str] = {}
+        self._provenance: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- loading ---------------------------------------------------------------------
     def load(self) -> None:
@@ -109,10 +110,10 @@ class Registry:
         origin: dict[tuple[str, str], str] = {}
         for kind, (hook_name, required) in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order
                 register = self._make_register(kind, required, impl.plugin_name, items, origin)
                 impl.function(**{arg: register for arg in impl.argnames})
-        self._items, self._origin = items, origin
+        self._items, self._origin, self._provenance = items, origin, {}
         return items
 
     @staticmethod
@@ -174,6 +175,17 @@ class Registry:
 
     def plugin_info(self, plugin_name: str) -> PluginInfo:
         return {i.name: i for i in self.plugin_infos()}[plugin_name]
+
+    def provenance(self, kind: str, name: str) -> tuple[str, str]:
+        """``(plugin name, version)`` of whatever registered ``name``; cached per collection."""
+        self._collect()
+        key = (kind, name)
+        if key not in self._provenance:
+            plugin = self._origin[key]
+            info = self.plugin_info(plugin)
+            version = info.version or str(getattr(self.pm.get_plugin(plugin), "__version__", ""))
+            self._provenance[key] = (plugin, version)
+        return self._provenance[key]
 
 
 def _version(dist_name: str) -> str:

@@ -175,10 +175,10 @@ def _open_parent_run(spec: SearchSpec, study, tracker: Tracker) -> str:
         tracker.reopen(run_id)
         return run_id
     registry = get_registry()
-    plugin = registry.origin("family", spec.family)
+    plugin, plugin_version = registry.provenance("family", spec.family)
     tags = {"family": spec.family, "task": spec.task, "strategy": spec.strategy, "seed": spec.seed,
             "backend": spec.backend, "study": study.study_name, "plugin": plugin,
-            "plugin_version": registry.get("family", spec.family).version, "nasforge_role": "search",
+            "plugin_version": plugin_version, "nasforge_role": "search",
             "plugins": ", ".join(f"{i.distribution}=={i.version}" for i in registry.plugin_infos()
                                  if i.distribution != "(registered at run time)"),
             **spec.tags}

@@ -106,6 +106,13 @@ def build_spec(
     choices; nothing is trained and no store is written before this passes.
     """
     registry = registry or get_registry()
+    _check_int("trials", trials, minimum=1)
+    _check_int("seed", seed, minimum=0)
+    _check_int("n_jobs", n_jobs, minimum=1)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if backend not in BACKENDS:
+        raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     if not isinstance(family, str):
         raise SpecError(f"family must be a name (a string), got {family!r}")
     fam = registry.get("family", family)
@@ -134,7 +141,7 @@ def build_spec(
     _check_space_fields(fam, space_obj)
 
     # -- objective -------------------------------------------------------------------
-    loaded_task = task_def.load(seed if isinstance(seed, int) else 0)
+    loaded_task = task_def.load(seed)
     available = {**fam.metrics(loaded_task), **COMMON_METRICS}
     try:
         objectives = parse_objectives(objective) or space_obj.objectives
@@ -182,13 +189,6 @@ def build_spec(
                         "step); use pruner='none'")
 
     # -- the rest --------------------------------------------------------------------
-    _check_int("trials", trials, minimum=1)
-    _check_int("seed", seed, minimum=0)
-    _check_int("n_jobs", n_jobs, minimum=1)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if backend not in BACKENDS:
-        raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     if study_name is not None and not re.fullmatch(r"[\w.\-]+", study_name or ""):
         raise SpecError(f"study_name may use letters, digits, '_', '-', '.', got {study_name!r}")
 

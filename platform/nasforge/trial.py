@@ -134,11 +134,11 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     family = registry.get("family", context.family)
     tracker = tracker or Tracker(tracking_uri=context.tracking_uri, experiment_id=context.experiment_id)
     seed = trial_seed(context.seed, number)
-    plugin = registry.origin("family", context.family)
+    plugin, plugin_version = registry.provenance("family", context.family)
     tags = {
         "family": context.family, "task": context.task, "strategy": context.strategy,
         "trial_number": number, "seed": seed, "search_seed": context.seed, "backend": context.backend,
-        "plugin": plugin, "plugin_version": family.version, "study": context.study_name,
+        "plugin": plugin, "plugin_version": plugin_version, "study": context.study_name,
         **context.extra_tags,
     }
     started = time.perf_counter()

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 from nasforge.hookspecs import hookimpl
 from nasforge.strategies.base import StrategyDef
+
+
+def _quietly(make):
+    """Build a sampler without Optuna's 'experimental feature' warning (we chose it on purpose)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make()
 
 
 def _random(*, space, seed, n_objectives, **options):
@@ -17,12 +28,8 @@ def _tpe(*, space, seed, n_objectives, **options):
 
     # multivariate TPE handles the dependencies between parameters of a layer;
     # group=True lets it model conditional / repeated (define-by-run) parameters.
-    import warnings
-
     options = {"multivariate": True, "group": True, "constant_liar": True, **options}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, **options)
+    return _quietly(lambda: optuna.samplers.TPESampler(seed=seed, **options))
 
 
 def _cmaes(*, space, seed, n_objectives, **options):
@@ -48,7 +55,7 @@ def _bruteforce(*, space, seed, n_objectives, **options):
     import optuna
 
     space.grid()  # raises, naming the parameter, if something is continuous
-    return optuna.samplers.BruteForceSampler(seed=seed, **options)
+    return _quietly(lambda: optuna.samplers.BruteForceSampler(seed=seed, **options))
 
 
 def _nsga2(*, space, seed, n_objectives, **options):
@@ -60,7 +67,7 @@ def _nsga2(*, space, seed, n_objectives, **options):
 def _qmc(*, space, seed, n_objectives, **options):
     import optuna
 
-    return optuna.samplers.QMCSampler(seed=seed, **options)
+    return _quietly(lambda: optuna.samplers.QMCSampler(seed=seed, **options))
 
 
 @hookimpl
