@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 from typing import Any, Sequence
 
@@ -124,10 +124,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + [
         "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (Ctrl-C stops it)", file=sys.stderr)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    sys.stderr.flush()
+    os.execv(command[0], command)  # the UI replaces this process, so signals reach it directly
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
