@@ -40,10 +40,9 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     )
     monitor = _Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:
-        from nasforge.executors.local import run_local
-
-        run_local(spec, study=study, context=context, n_trials=remaining, tracker=tracker,
-                  on_outcome=monitor.on_outcome)
+        execute = executor(spec.backend)
+        execute(spec, study=study, context=context, n_trials=remaining, tracker=tracker,
+                on_outcome=monitor.on_outcome)
     except KeyboardInterrupt:
         monitor.close()
         tracker.end_run(parent_run_id, "KILLED", tags={"status_reason": "interrupted; resume with resume=True"})
@@ -57,6 +56,16 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     _finish(result, tracker)
     get_registry().pm.hook.search_finished(result=result)
     return result
+
+
+def executor(backend: str):
+    """The function that runs trials for ``backend`` (see ``nasforge.executors``)."""
+    import importlib
+
+    from nasforge.executors import EXECUTORS
+
+    module, _, name = EXECUTORS[backend].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def quiet_mlflow() -> None:

@@ -13,7 +13,6 @@ from nasforge.plugins import Registry, get_registry
 from nasforge.space import Objective, SearchSpace, parse_objectives
 from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
 
-BACKENDS = ("local",)
 # Metrics every trial reports on top of the family's own.
 COMMON_METRICS = {"n_params": "minimize", "train_time_s": "minimize"}
 
@@ -111,8 +110,10 @@ def build_spec(
     _check_int("n_jobs", n_jobs, minimum=1)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if backend not in BACKENDS:
-        raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    from nasforge.executors import EXECUTORS
+
+    if backend not in EXECUTORS:
+        raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(EXECUTORS)}")
     if not isinstance(family, str):
         raise SpecError(f"family must be a name (a string), got {family!r}")
     fam = registry.get("family", family)
