@@ -1,0 +1,1 @@
+"""nasforge's built-in evidential plugin (work in progress: registers nothing yet)."""

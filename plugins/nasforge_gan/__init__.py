@@ -1,0 +1,1 @@
+"""nasforge's built-in gan plugin (work in progress: registers nothing yet)."""

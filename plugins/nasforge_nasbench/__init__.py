@@ -1,0 +1,1 @@
+"""nasforge's built-in nasbench plugin (work in progress: registers nothing yet)."""

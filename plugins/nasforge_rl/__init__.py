@@ -1,0 +1,1 @@
+"""nasforge's built-in rl plugin (work in progress: registers nothing yet)."""

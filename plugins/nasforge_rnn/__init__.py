@@ -1,0 +1,1 @@
+"""nasforge's built-in rnn plugin (work in progress: registers nothing yet)."""
