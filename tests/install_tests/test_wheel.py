@@ -6,6 +6,7 @@ dependencies (torch, optuna, mlflow, ...) are borrowed from the running environm
 """
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -17,7 +18,8 @@ ROOT = Path(__file__).parents[2]
 
 
 def _run(args, **kwargs):
-    proc = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # MLflow's default store
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, **kwargs)
     assert proc.returncode == 0, f"{args}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc.stdout
 
