@@ -11,12 +11,15 @@ BUILTIN_FAMILIES = ("mlp",)
 
 
 def _task_for(family) -> str:
-    """The first registered task (by name) whose kind the family supports."""
+    """The family's default task, else the first registered task (by name) of a kind it supports."""
     registry = get_registry()
+    default = getattr(family, "default_task", None)
+    if default in registry.names("task"):
+        return default
     for name in registry.names("task"):
         if registry.get("task", name).kind in family.task_kinds:
             return name
-    pytest.skip(f"no registered task of a kind family {family.name!r} supports ({', '.join(family.task_kinds)})")
+    pytest.fail(f"no registered task of a kind family {family.name!r} supports ({', '.join(family.task_kinds)})")
 
 
 def test_builtin_families_are_registered() -> None:
