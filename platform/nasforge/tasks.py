@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from nasforge.hookspecs import hookimpl
 
 TASK_KINDS = ("classification", "regression", "sequence", "generation", "control")
@@ -55,8 +53,7 @@ class TaskDef:
             raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {', '.join(TASK_KINDS)}")
 
 
-def split_arrays(x: np.ndarray, y: np.ndarray, *, seed: int, val: float = 0.15, test: float = 0.15,
-                 stratify: bool = False) -> dict[str, np.ndarray]:
+def split_arrays(x, y, *, seed: int, val: float = 0.15, test: float = 0.15, stratify: bool = False) -> dict:
     """Seeded train/val/test split (stratified for classification)."""
     from sklearn.model_selection import train_test_split
 
@@ -68,7 +65,9 @@ def split_arrays(x: np.ndarray, y: np.ndarray, *, seed: int, val: float = 0.15, 
     return dict(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
 
 
-def _standardize(splits: dict[str, np.ndarray], key: str = "x") -> None:
+def _standardize(splits: dict, key: str = "x") -> None:
+    import numpy as np
+
     mean = splits[f"{key}_train"].mean(axis=0)
     std = splits[f"{key}_train"].std(axis=0) + 1e-8
     for name in ("train", "val", "test"):
@@ -77,6 +76,8 @@ def _standardize(splits: dict[str, np.ndarray], key: str = "x") -> None:
 
 def load_digits_task(seed: int) -> Task:
     """8x8 handwritten digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
+    import numpy as np
+
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -88,6 +89,8 @@ def load_digits_task(seed: int) -> Task:
 
 def load_breast_cancer_task(seed: int) -> Task:
     """Wisconsin breast cancer (569 samples, 30 features, 2 classes), standardized."""
+    import numpy as np
+
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
@@ -98,6 +101,8 @@ def load_breast_cancer_task(seed: int) -> Task:
 
 def load_diabetes_task(seed: int) -> Task:
     """Diabetes progression (442 samples, 10 features), regression; x and y standardized."""
+    import numpy as np
+
     from sklearn.datasets import load_diabetes
 
     data = load_diabetes()
@@ -117,6 +122,8 @@ def load_mnist1d_task(seed: int) -> Task:
     ``seed`` only chooses which 15% of the training set is held out for validation.
     Published test accuracies: logistic regression 32%, MLP 68%, CNN 94%, GRU 91%.
     """
+    import numpy as np
+
     from mnist1d.data import get_dataset_args, make_dataset
     from sklearn.model_selection import train_test_split
 
