@@ -35,6 +35,17 @@ def absolute_tracking_uri(uri: str) -> str:
     return uri
 
 
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a local sqlite store, artifacts go next to the database (``mlruns/`` beside it),
+    not into whatever directory the search happened to start in."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None  # a server or another store decides for itself
+    root = Path(tracking_uri[len(prefix):]).resolve().parent / "mlruns"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return (root / safe).as_uri()
+
+
 def _stringify(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
@@ -59,7 +70,8 @@ class Tracker:
         found = client.get_experiment_by_name(experiment)
         if found is not None and found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            experiment, artifact_location=_artifact_location(tracking_uri, experiment))
         return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
 
     # -- runs ------------------------------------------------------------------------
