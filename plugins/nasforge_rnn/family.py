@@ -1,0 +1,235 @@
+"""The recurrent family: vanilla RNN, LSTM and GRU for many-to-one sequence tasks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from nasforge.errors import ConfigError
+from nasforge.family import Family, Reporter
+from nasforge.tasks import Task
+
+# Kept in step with nasforge.training and nasforge_rnn.model (both import torch).
+CELLS = ("rnn", "lstm", "gru")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
+INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
+CLIP_MODES = ("none", "norm", "value")
+SEQUENCE_TASKS = "digits, mnist1d, adding, adding_short, adding_long, majority_tokens"
+
+
+def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
+
+
+def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
+
+
+def _check_int(field_name: str, value: Any, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(field_name, value, f"expected an integer >= {low}")
+
+
+def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
+        raise _fail(field_name, value, f"expected a finite number in {interval}")
+
+
+@dataclass(kw_only=True)
+class RNNConfig:
+    """Configuration of an :class:`RNNFamily` model and its training."""
+
+    cell: str = "lstm"            # gated cells keep long dependencies (Hochreiter & Schmidhuber, 1997)
+    hidden_size: int = 64         # enough for the generated tasks and MNIST-1D
+    n_layers: int = 1             # stacked recurrent layers
+    bidirectional: bool = False   # a backward direction too (Schuster & Paliwal, 1997)
+    dropout: float = 0.0          # between stacked layers only (Zaremba et al., 2014)
+    embedding_dim: int = 32       # token tasks only (task.info["vocab_size"]); ignored otherwise
+    tbptt_steps: int = 0          # truncated BPTT window (Williams & Peng, 1990); 0 or >= T: full BPTT
+    optimizer: str = "adam"       # robust default across learning rates
+    lr: float = 3e-3              # a little above Adam's 1e-3: the generated tasks plateau before they click
+    momentum: float = 0.9         # used by sgd and rmsprop only
+    weight_decay: float = 0.0     # L2 penalty, off by default
+    batch_size: int = 64
+    init: str = "default"         # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) unless a scheme is chosen
+    clip: str = "norm"            # gradient clipping by global norm (Pascanu et al., 2013), or value, or none
+    clip_value: float = 1.0       # the norm / value threshold
+    patience: int | None = 10     # early stopping on val loss; long: gated cells sit on a plateau first
+
+    def __post_init__(self):
+        _check_choice("cell", self.cell, CELLS)
+        _check_int("hidden_size", self.hidden_size, low=1)
+        _check_int("n_layers", self.n_layers, low=1)
+        if not isinstance(self.bidirectional, bool):
+            raise _fail("bidirectional", self.bidirectional, "expected true or false")
+        _check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _check_int("embedding_dim", self.embedding_dim, low=1)
+        _check_int("tbptt_steps", self.tbptt_steps, low=0)
+        if self.tbptt_steps and self.bidirectional:
+            raise _fail("tbptt_steps", self.tbptt_steps,
+                        "truncated BPTT needs bidirectional=False (the backward direction reads the whole "
+                        "sequence); use tbptt_steps=0")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_int("batch_size", self.batch_size, low=1)
+        _check_choice("init", self.init, INITS)
+        _check_choice("clip", self.clip, CLIP_MODES)
+        _check_number("clip_value", self.clip_value, low=0.0, low_open=True)
+        if self.patience is not None:
+            _check_int("patience", self.patience, low=1)
+
+
+class RNNFamily(Family):
+    """Recurrent networks for many-to-one tasks: classify or regress a whole sequence.
+
+    A task qualifies when ``task.info["sequence_shape"]`` gives its inputs as ``(T, F)``
+    steps of features (digits rows: ``(8, 8)``; MNIST-1D: ``(40, 1)``; the adding problem:
+    ``(T, 2)``), or as ``(T,)`` integer tokens with ``task.info["vocab_size"]``, which are
+    embedded first. Training is backpropagation through time over the whole sequence, or
+    truncated (``tbptt_steps``), with gradient clipping, early stopping on the validation
+    loss and the best weights restored.
+
+    Example::
+
+        import torch
+        from nasforge.family import NullReporter
+        from nasforge.tasks import load_digits_task
+        from nasforge_rnn import RNNFamily
+
+        family, task = RNNFamily(), load_digits_task(seed=0)
+        config = family.make_config({"cell": "gru", "hidden_size": 64})
+        torch.manual_seed(0)
+        model = family.build(config, task)
+        family.fit(model, task, config, {"epochs": 10}, NullReporter())
+        family.evaluate(model, task)          # {"test_accuracy": ..., "test_loss": ...}
+    """
+
+    name = "rnn"
+    task_kinds = ("classification", "regression")
+    config_class = RNNConfig
+    default_space = "rnn"
+    default_task = "digits"       # 8 rows of 8 pixels: the quickest sequence task
+    budget_unit = "epochs"
+    default_budget = 20
+
+    def metrics(self, task: Task) -> dict[str, str]:
+        self.check_sequence_task(task)
+        if task.kind == "classification":
+            return {"val_accuracy": "maximize", "val_loss": "minimize"}
+        return {"val_rmse": "minimize", "val_r2": "maximize", "val_loss": "minimize"}
+
+    def check_sequence_task(self, task: Task) -> tuple[int, ...]:
+        """The task's ``sequence_shape``; :class:`ConfigError` naming family and task if unusable."""
+        self.check_task(task.name, task.kind)
+        shape = task.info.get("sequence_shape")
+        if shape is None:
+            raise ConfigError(
+                f"family {self.name!r} cannot handle task {task.name!r}: its info has no 'sequence_shape' "
+                f"(the (steps, features) of one input); sequence tasks include: {SEQUENCE_TASKS}")
+        shape = tuple(shape)
+        if not 1 <= len(shape) <= 2 or not all(isinstance(d, int) and d >= 1 for d in shape):
+            raise ConfigError(f"family {self.name!r}: task {task.name!r} has sequence_shape={shape!r}; "
+                              "expected (steps, features) or (steps,) of positive integers")
+        if "vocab_size" in task.info and len(shape) != 1:
+            raise ConfigError(f"family {self.name!r}: token task {task.name!r} (vocab_size) must have "
+                              f"sequence_shape (steps,), got {shape!r}")
+        return shape
+
+    # -- model -----------------------------------------------------------------------
+    def build(self, config: RNNConfig, task: Task):
+        """A :class:`nasforge_rnn.model.RecurrentNet`; weights follow ``config.init``."""
+        from nasforge.training import init_weights
+        from nasforge_rnn.model import RecurrentNet
+
+        shape = self.check_sequence_task(task)
+        model = RecurrentNet(
+            cell=config.cell, sequence_shape=shape, hidden_size=config.hidden_size, n_layers=config.n_layers,
+            bidirectional=config.bidirectional, dropout=config.dropout,
+            n_outputs=task.n_classes if task.kind == "classification" else 1,
+            vocab_size=task.info.get("vocab_size"), embedding_dim=config.embedding_dim)
+        return init_weights(model, config.init)
+
+    # -- training --------------------------------------------------------------------
+    def fit(self, model, task: Task, config: RNNConfig, budget: Mapping[str, Any],
+            reporter: Reporter) -> dict[str, float]:
+        """Train for up to ``budget["epochs"]`` epochs, reporting after each (step = epoch).
+
+        Minibatch order comes from a generator seeded with ``torch.initial_seed()``. Raises
+        ``FloatingPointError`` when a loss becomes NaN or infinite. Returns the validation
+        metrics of the restored best epoch plus ``epochs_trained``.
+        """
+        from nasforge import training
+        from nasforge_rnn.loop import train_epoch
+
+        epochs = self._epochs(budget)
+        self.check_sequence_task(task)
+        device = training.pick_device()
+        model.to(device)
+        data = training.to_tensors(task, device, splits=("train", "val"))
+        optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
+                                            momentum=config.momentum, weight_decay=config.weight_decay)
+        generator = training.seeded_generator()
+        stopper = training.EarlyStopping(patience=config.patience)
+        loss_fn = self._loss_fn(task)
+        best: dict[str, float] = {}
+        epoch = 0
+        for epoch in range(1, epochs + 1):
+            train_loss = train_epoch(
+                model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
+                generator=generator, clip=config.clip, clip_value=config.clip_value,
+                tbptt_steps=config.tbptt_steps).item()
+            training.check_finite(train_loss, epoch=epoch)
+            metrics = {"train_loss": train_loss, **self._metrics(model, task, data.x_val, data.y_val, "val")}
+            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
+            reporter.report(epoch, metrics)
+            stop = stopper.step(metrics["val_loss"], model, epoch=epoch)
+            if stopper.best_epoch == epoch:
+                best = metrics
+            if stop:
+                break
+        stopper.restore(model)
+        return {**best, "epochs_trained": epoch}
+
+    def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
+        """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss`` (MSE)."""
+        from nasforge.training import to_tensors
+
+        device = next(model.parameters()).device
+        x, y = to_tensors(task, device, splits=(split,)).split(split)
+        return self._metrics(model, task, x, y, split)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _epochs(self, budget: Mapping[str, Any]) -> int:
+        unknown = sorted(set(budget) - {self.budget_unit})
+        if unknown:
+            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
+                              f"{{{self.budget_unit}: N}}")
+        epochs = budget.get(self.budget_unit, self.default_budget)
+        if isinstance(epochs, float) and epochs.is_integer():
+            epochs = int(epochs)
+        _check_int(f"budget.{self.budget_unit}", epochs, low=1)
+        return epochs
+
+    @staticmethod
+    def _loss_fn(task: Task):
+        from torch import nn
+
+        return nn.functional.cross_entropy if task.kind == "classification" else nn.functional.mse_loss
+
+    @staticmethod
+    def _metrics(model, task: Task, x, y, prefix: str) -> dict[str, float]:
+        from nasforge.training import classification_metrics, predict, regression_metrics
+
+        out = predict(model, x)
+        if task.kind == "classification":
+            return classification_metrics(out, y, prefix=prefix)
+        return regression_metrics(out, y, prefix=prefix)
