@@ -69,10 +69,16 @@ class Feedback:
 
 
 class OptunaFeedback(Feedback):
-    def __init__(self, trial):
+    """Reports to an Optuna trial. Without a pruner nothing is reported: the per-step values
+    are in MLflow already, and each ``trial.report`` is a storage write (a sqlite commit)."""
+
+    def __init__(self, trial, *, pruning: bool = True):
         self.trial = trial
+        self.pruning = pruning
 
     def should_prune(self, step: int, value: float) -> bool:
+        if not self.pruning:
+            return False
         self.trial.report(value, step)
         return self.trial.should_prune()
 

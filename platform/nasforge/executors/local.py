@@ -26,7 +26,8 @@ def run_local(spec: SearchSpec, *, study, context: TrialContext, n_trials: int, 
         try:
             params = spec.space.sample(trial)
             outcome = run_trial(params, number=trial.number, context=context,
-                                feedback=OptunaFeedback(trial), tracker=tracker)
+                                feedback=OptunaFeedback(trial, pruning=spec.pruner != "none"),
+                                tracker=tracker)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
