@@ -66,6 +66,9 @@ class Family(abc.ABC):
                 f"it supports: {', '.join(self.task_kinds)}"
             )
 
+    def check_space(self, space, task: Task) -> None:
+        """Raise :class:`ConfigError` if ``space`` cannot work on ``task`` (called before any trial)."""
+
     def make_config(self, params: Mapping[str, Any]):
         """Nested params -> ``config_class`` instance, naming any unknown field."""
         fields = {f.name for f in dataclasses.fields(self.config_class)}

@@ -143,6 +143,7 @@ def build_spec(
 
     # -- objective -------------------------------------------------------------------
     loaded_task = task_def.load(seed)
+    fam.check_space(space_obj, loaded_task)
     available = {**fam.metrics(loaded_task), **COMMON_METRICS}
     try:
         objectives = parse_objectives(objective) or space_obj.objectives
