@@ -12,22 +12,26 @@ run tree to their own fresh sqlite store in a temporary folder:
 * an Optuna study in its own sqlite storage, driven by ``study.optimize``.
 
 What nasforge adds on top is what this script measures: spec validation, the registry, the
-search-space layer, ``run_trial``, the ``Feedback`` / ``trial.report`` plumbing, user
+search-space layer, ``run_trial``, the ``Feedback`` plumbing (``trial.report`` when a pruner runs), user
 attributes for resume, hooks. The one-time end of a search (nasforge rebuilds the best
 model, evaluates it on the test split and logs it as an MLflow model on the parent run) is
 kept out of the per-trial comparison and printed separately.
 
-Per-trial time is the interval between consecutive trial ends (sampling + the trial +
-Optuna's bookkeeping), stamped at the same point on both sides (nasforge: its
-``trial_finished`` hook). Repeats of the two sides are interleaved (the order alternates)
-and medians are reported, so a second process competing for the CPU moves both sides
-alike; the headline ratio is computed from the figures of this one invocation. Two
-cross-checks are printed with it: the best of the repeats per trial number (contention
-only adds time) and the process CPU time per trial.
+The two searches run in lock-step: each in its own thread, taking turns one trial at a
+time (a trial of one, then a trial of the other, ...), so a burst of load from another
+process lands on both alike; the side that goes first alternates between pairs. A trial's
+time runs from the moment its side gets the turn back after the previous trial to the end
+of the trial (stamped at the same point on both sides; for nasforge in its
+``trial_finished`` hook): Optuna's bookkeeping, sampling, and the trial itself. Trial 0
+follows the setup and is left out. The headline ratio is the median over all those trials
+(all pairs of this one invocation); the per-pair ratio of means, the best of the repeats
+per trial number (contention only adds time) and the process CPU time are printed as
+cross-checks.
 
-``--baseline-optuna-extras`` makes the baseline also do the Optuna-side work nasforge does
-(``trial.report`` every epoch, the run id and the metrics as trial user attributes), which
-leaves only the platform's Python layers in the difference.
+``--baseline-optuna-extras`` makes the baseline also do the Optuna-side writes nasforge
+makes for resume (the MLflow run id and the final metrics as trial user attributes, one
+storage commit each), which leaves only the platform's Python layers in the difference.
+(With ``pruner="none"``, the default here, nasforge no longer calls ``trial.report``.)
 
 Usage::
 
@@ -45,6 +49,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -57,45 +62,89 @@ TASK = "digits"
 UNITS, ACTIVATIONS, LRS = [16, 64], ["relu", "tanh"], [0.01, 0.003]
 
 
+class Turnstile:
+    """Lets two searches, each in its own thread, take turns one trial at a time.
+
+    Each side runs one trial, hands the turn over and waits; so the two sides' trials
+    alternate every ~0.1-0.5 s and a burst of load from another process hits both alike.
+    """
+
+    def __init__(self, first: str):
+        self.cond = threading.Condition()
+        self.turn = first
+        self.done: set[str] = set()
+
+    @staticmethod
+    def other(side: str) -> str:
+        return "nasforge" if side == "baseline" else "baseline"
+
+    def wait(self, side: str) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == side or self.other(side) in self.done)
+
+    def hand_over(self, side: str) -> None:
+        with self.cond:
+            self.turn = self.other(side)
+            self.cond.notify_all()
+
+    def finish(self, side: str) -> None:
+        with self.cond:
+            self.done.add(side)
+            self.turn = self.other(side)
+            self.cond.notify_all()
+
+
 @dataclass
 class RunTiming:
-    """One search, wall clock (time.time() seconds)."""
+    """One search: wall-clock stamps (time.time()) and CPU stamps (time.process_time())."""
 
     side: str
+    gate: Turnstile | None = None
     start: float = 0.0
     first_trial_start: float = 0.0
-    trial_ends: list[float] = field(default_factory=list)
-    cpu_first_start: float = 0.0          # time.process_time() (CPU seconds of this process, all threads)
-    cpu_trial_ends: list[float] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)        # a trial ended
+    resumes: list[float] = field(default_factory=list)     # this side got the turn back
+    cpu_ends: list[float] = field(default_factory=list)
+    cpu_resumes: list[float] = field(default_factory=list)
     end: float = 0.0
     params: list[dict] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     finish_parts: dict[str, float] = field(default_factory=dict)
 
+    def trial_ended(self, value: float) -> None:
+        """Stamp a trial's end, then (in lock-step) let the other side run one trial."""
+        self.ends.append(time.time())
+        self.cpu_ends.append(time.process_time())
+        self.values.append(value)
+        if self.gate is not None:
+            self.gate.hand_over(self.side)
+            self.gate.wait(self.side)
+        self.resumes.append(time.time())
+        self.cpu_resumes.append(time.process_time())
+
     @property
     def setup_s(self) -> float:
+        """Start -> first trial start (stores, experiment, parent run, study)."""
         return self.first_trial_start - self.start
 
     @property
-    def trials_s(self) -> float:
-        """First trial start -> last trial end."""
-        return self.trial_ends[-1] - self.first_trial_start
-
-    @property
-    def finish_s(self) -> float:
-        return self.end - self.trial_ends[-1]
-
-    @property
     def intervals(self) -> list[float]:
-        """Time between consecutive trial ends: sampling + one trial + Optuna bookkeeping."""
-        ends = [self.first_trial_start] + self.trial_ends
-        return [b - a for a, b in zip(ends, ends[1:])]
+        """Per trial after the first: resume -> this trial's end (return to Optuna, tell,
+        new trial, sampling, the trial itself). Trial 0 is left out (it follows the setup)."""
+        return [e - r for r, e in zip(self.resumes, self.ends[1:])]
 
     @property
     def cpu_intervals(self) -> list[float]:
-        """CPU seconds between consecutive trial ends (the first trial is left out)."""
-        ends = self.cpu_trial_ends
-        return [b - a for a, b in zip(ends, ends[1:])]
+        return [e - r for r, e in zip(self.cpu_resumes, self.cpu_ends[1:])]
+
+    @property
+    def mean_s(self) -> float:
+        return sum(self.intervals) / len(self.intervals)
+
+    @property
+    def finish_s(self) -> float:
+        """After the last trial: the one-time end of the search."""
+        return self.end - self.resumes[-1]
 
 
 def _trial_seed(search_seed: int, number: int) -> int:
@@ -104,7 +153,7 @@ def _trial_seed(search_seed: int, number: int) -> int:
 
 
 # -- the bare loop -----------------------------------------------------------------------
-def run_baseline(workdir: str, *, trials: int, epochs: int, seed: int, task, family,
+def run_baseline(workdir: str, timing: RunTiming, *, trials: int, epochs: int, seed: int, task, family,
                  plugin_version: str, optuna_extras: bool = False) -> RunTiming:
     import numpy as np
     import optuna
@@ -114,7 +163,6 @@ def run_baseline(workdir: str, *, trials: int, epochs: int, seed: int, task, fam
 
     from nasforge.family import Reporter
 
-    timing = RunTiming("baseline")
     timing.start = time.time()
     tracking_uri = f"sqlite:///{workdir}/mlflow.db"
     client = MlflowClient(tracking_uri)
@@ -136,16 +184,12 @@ def run_baseline(workdir: str, *, trials: int, epochs: int, seed: int, task, fam
                          tags=[RunTag(k, str(v)) for k, v in dict(tags).items()])
 
     class MlflowReporter(Reporter):
-        def __init__(self, run_id, trial):
-            self.run_id, self.trial, self.last_step = run_id, trial, 0
+        def __init__(self, run_id):
+            self.run_id, self.last_step = run_id, 0
 
         def report(self, step, metrics):
             log(self.run_id, metrics=metrics, step=step)
             self.last_step = max(self.last_step, int(step))
-            if optuna_extras:  # what a pruning-ready loop does (nasforge does it even with pruner none)
-                self.trial.report(metrics["val_accuracy"], int(step))
-                if self.trial.should_prune():
-                    raise optuna.TrialPruned()
 
     def objective(trial: optuna.Trial) -> float:
         units = trial.suggest_categorical("layers.0.units", UNITS)
@@ -166,7 +210,7 @@ def run_baseline(workdir: str, *, trials: int, epochs: int, seed: int, task, fam
         log(run_id, params=flat)
         if optuna_extras:  # the link a resumable loop keeps (nasforge stores it for resume)
             trial.set_user_attr("mlflow_run_id", run_id)
-        reporter = MlflowReporter(run_id, trial)
+        reporter = MlflowReporter(run_id)
         random.seed(tseed)
         np.random.seed(tseed % (2**32))
         torch.manual_seed(tseed)
@@ -185,16 +229,12 @@ def run_baseline(workdir: str, *, trials: int, epochs: int, seed: int, task, fam
         log(run_id, tags={"status_reason": "finished", "nasforge_status": "complete"})
         client.set_terminated(run_id, status="FINISHED")
         timing.params.append(dict(trial.params))
-        timing.values.append(metrics["val_accuracy"])
-        timing.trial_ends.append(time.time())
-        timing.cpu_trial_ends.append(time.process_time())
+        timing.trial_ended(metrics["val_accuracy"])
         return metrics["val_accuracy"]
 
     study.optimize(objective, n_trials=trials, gc_after_trial=False, show_progress_bar=False)
-    last = timing.trial_ends[-1]
     client.set_terminated(parent_id, status="FINISHED")
     timing.end = time.time()
-    timing.finish_parts["set_terminated(parent)"] = timing.end - last
     timing.first_trial_start = _first_trial_start(study)
     return timing
 
@@ -214,9 +254,7 @@ class _Recorder:
     @hookimpl
     def trial_finished(self, record):
         if self.timing is not None:
-            self.timing.trial_ends.append(time.time())
-            self.timing.cpu_trial_ends.append(time.process_time())
-            self.timing.values.append(record.values[0] if record.values else float("nan"))
+            self.timing.trial_ended(record.values[0] if record.values else float("nan"))
 
 
 _RECORDER = _Recorder()
@@ -243,10 +281,10 @@ def _install_hooks() -> None:
     runner.rebuild_model = timed("rebuild best model (download weights)", runner.rebuild_model)
 
 
-def run_nasforge(workdir: str, *, trials: int, epochs: int, seed: int, save_models: bool = True) -> RunTiming:
+def run_nasforge(workdir: str, timing: RunTiming, *, trials: int, epochs: int, seed: int,
+                 save_models: bool = True) -> RunTiming:
     import nasforge
 
-    timing = RunTiming("nasforge")
     _RECORDER.timing = timing
     _FINISH_PARTS.clear()
     timing.start = time.time()
@@ -290,15 +328,44 @@ def _best_of(ts: list[RunTiming]) -> float:
     return sum(best) / len(best)
 
 
-def _one(side: str, args, ctx) -> RunTiming:
+def _one(side: str, args, ctx, gate: Turnstile | None = None) -> RunTiming:
+    timing = RunTiming(side, gate=gate)
     workdir = tempfile.mkdtemp(prefix=f"nf-bench-{side}-")
     try:
+        if gate is not None:
+            gate.wait(side)
         if side == "baseline":
-            return run_baseline(workdir, trials=args.trials, epochs=args.epochs, seed=args.seed,
-                                optuna_extras=args.baseline_optuna_extras, **ctx)
-        return run_nasforge(workdir, trials=args.trials, epochs=args.epochs, seed=args.seed)
+            run_baseline(workdir, timing, trials=args.trials, epochs=args.epochs, seed=args.seed,
+                         optuna_extras=args.baseline_optuna_extras, **ctx)
+        else:
+            run_nasforge(workdir, timing, trials=args.trials, epochs=args.epochs, seed=args.seed)
+        return timing
     finally:
+        if gate is not None:
+            gate.finish(side)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _pair(args, ctx, first: str) -> dict[str, RunTiming]:
+    """One baseline search and one nasforge search in lock-step (two threads taking turns)."""
+    gate = Turnstile(first)
+    out: dict[str, RunTiming] = {}
+    errors: list[BaseException] = []
+
+    def work(side):
+        try:
+            out[side] = _one(side, args, ctx, gate)
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(side,), name=f"bench-{side}") for side in ("baseline", "nasforge")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 def _profile(args) -> None:
@@ -309,7 +376,7 @@ def _profile(args) -> None:
     try:
         prof = cProfile.Profile()
         prof.enable()
-        run_nasforge(workdir, trials=args.trials, epochs=args.epochs, seed=args.seed, save_models=True)
+        run_nasforge(workdir, RunTiming("nasforge"), trials=args.trials, epochs=args.epochs, seed=args.seed)
         prof.disable()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -320,16 +387,19 @@ def _profile(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="trials per search (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="searches per side, interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="lock-step pairs of searches (one per side), first side alternating (default 3)")
     parser.add_argument("--epochs", type=int, default=5, help="budget per trial in epochs (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch.set_num_threads for both sides (default: leave torch's default)")
     parser.add_argument("--baseline-optuna-extras", action="store_true",
-                        help="let the baseline also call trial.report each epoch and store the run id and "
-                             "metrics as trial user attributes, as nasforge does (default: a bare loop)")
+                        help="let the baseline also store the MLflow run id and the final metrics as Optuna "
+                             "trial user attributes, as nasforge does for resume (default: a bare loop)")
     parser.add_argument("--profile", action="store_true", help="also cProfile one nasforge search")
     args = parser.parse_args(argv)
+    if args.trials < 3 or args.repeats < 1:
+        parser.error("--trials must be >= 3 (trial 0 is left out) and --repeats >= 1")
 
     import logging
     import warnings
@@ -360,20 +430,20 @@ def main(argv=None) -> int:
           f"load avg {os.getloadavg()[0]:.2f} at start")
 
     # Warm-up (not counted): imports, the registry, nasforge's task cache, torch's first kernels.
-    for side in ("baseline", "nasforge"):
-        _one(side, argparse.Namespace(**{**vars(args), "trials": 2}), ctx)
+    _pair(argparse.Namespace(**{**vars(args), "trials": 2}), ctx, "baseline")
     print(f"warm-up done in {time.perf_counter() - t_import:.1f} s\n")
 
     runs: dict[str, list[RunTiming]] = {"baseline": [], "nasforge": []}
     for r in range(args.repeats):
-        order = ("baseline", "nasforge") if r % 2 == 0 else ("nasforge", "baseline")
-        for side in order:
-            timing = _one(side, args, ctx)
-            runs[side].append(timing)
-            print(f"  repeat {r + 1}/{args.repeats} {side:8s}: setup {timing.setup_s:5.2f} s, "
-                  f"trials {timing.trials_s:6.2f} s ({timing.trials_s / args.trials:.3f} s/trial, "
-                  f"median interval {_median(timing.intervals):.3f} s), finish {timing.finish_s:5.2f} s",
-                  flush=True)
+        first = "baseline" if r % 2 == 0 else "nasforge"
+        pair = _pair(args, ctx, first)
+        for side in ("baseline", "nasforge"):
+            runs[side].append(pair[side])
+        b, n = pair["baseline"], pair["nasforge"]
+        print(f"  pair {r + 1}/{args.repeats} ({first} first): per trial (mean | median) baseline "
+              f"{b.mean_s:.3f} | {_median(b.intervals):.3f} s, nasforge {n.mean_s:.3f} | {_median(n.intervals):.3f} s, "
+              f"ratio of means {n.mean_s / b.mean_s:.2f}; setup {b.setup_s:.2f} / {n.setup_s:.2f} s, "
+              f"end {b.finish_s:.2f} / {n.finish_s:.2f} s", flush=True)
 
     b, n = runs["baseline"], runs["nasforge"]
     same_params = all(x.params == y.params for x in b for y in n)
@@ -387,43 +457,26 @@ def main(argv=None) -> int:
     def med_cpu(ts):
         return _median([i for t in ts for i in t.cpu_intervals])
 
-    def med_per_trial(ts):
-        return _median([t.trials_s / args.trials for t in ts])
-
     rows = [
-        ("per trial, median of trial-to-trial intervals", med_interval(b), med_interval(n)),
-        ("per trial, CPU time of this process, median", med_cpu(b), med_cpu(n)),
-        ("per trial, (first start -> last end) / N, median", med_per_trial(b), med_per_trial(n)),
+        ("per trial: median over all trials (headline)", med_interval(b), med_interval(n)),
+        ("per trial: total / (N-1), median over pairs", _median([t.mean_s for t in b]), _median([t.mean_s for t in n])),
+        (f"per trial: best of {args.repeats} per trial number, mean", _best_of(b), _best_of(n)),
+        ("per trial: process CPU time, median", med_cpu(b), med_cpu(n)),
         ("setup (start -> first trial), median", _median([t.setup_s for t in b]), _median([t.setup_s for t in n])),
     ]
-    print(f"\n{'':52s} {'baseline':>10s} {'nasforge':>10s} {'ratio':>7s}")
+    print(f"\n{'':52s} {'baseline':>10s} {'nasforge':>10s} {'ratio':>7s} {'extra':>9s}")
     for label, x, y in rows:
-        print(f"{label:52s} {x:9.3f}s {y:9.3f}s {y / x:7.2f}")
-    per_repeat = [y.trials_s / x.trials_s for x, y in zip(b, n)]
-    print(f"ratio nasforge/baseline of the trial phase, per interleaved pair: "
-          f"{', '.join(f'{r:.2f}' for r in per_repeat)} (median {_median(per_repeat):.2f})")
+        print(f"{label:52s} {x:9.3f}s {y:9.3f}s {y / x:7.2f} {(y - x) * 1000:+7.0f}ms")
+    per_pair = [y.mean_s / x.mean_s for x, y in zip(b, n)]
+    print(f"ratio of per-trial means, per lock-step pair: {', '.join(f'{r:.2f}' for r in per_pair)} "
+          f"(median {_median(per_pair):.2f})")
     ratio = med_interval(n) / med_interval(b)
-    extra = med_interval(n) - med_interval(b)
-    print(f"\nRATIO nasforge/baseline per trial (median intervals): {ratio:.2f}  "
-          f"(+{extra * 1000:.0f} ms/trial; goal <= {GOAL:.2f}: {'MET' if ratio <= GOAL else 'NOT MET'})")
-    best_b, best_n = _best_of(b), _best_of(n)
-    print(f"ratio nasforge/baseline per trial, best of {args.repeats} per trial number (noise only adds time): "
-          f"{best_n / best_b:.2f} ({best_b:.3f} s vs {best_n:.3f} s, +{(best_n - best_b) * 1000:.0f} ms/trial)")
-    print(f"ratio nasforge/baseline per trial, CPU time: {med_cpu(n) / med_cpu(b):.2f} "
-          f"(+{(med_cpu(n) - med_cpu(b)) * 1000:.0f} CPU ms/trial; less sensitive to other processes)")
-
-    # run_trial tags every run with the family's plugin version, once per trial. An earlier
-    # version of nasforge looked it up through importlib.metadata.packages_distributions()
-    # on every call (~240 ms here); show what the look-up costs in this checkout.
-    costs = []
-    for _ in range(3):
-        t = time.perf_counter()
-        _plugin_version()
-        costs.append(time.perf_counter() - t)
-    print(f"diagnostic: the per-trial plugin-version look-up takes {_median(costs) * 1000:.1f} ms")
+    print(f"\nRATIO nasforge/baseline per trial: {ratio:.2f} (+{(med_interval(n) - med_interval(b)) * 1000:.0f} ms/trial; "
+          f"goal <= {GOAL:.2f}: {'MET' if ratio <= GOAL else 'NOT MET'})")
 
     print("\none-time end of a search (not in the per-trial figures), median:")
-    print(f"  baseline: {_median([t.finish_s for t in b]):.3f} s (set_terminated on the parent run)")
+    print(f"  baseline: {_median([t.finish_s for t in b]):.3f} s (back to study.optimize's caller; "
+          f"set_terminated on the parent run)")
     print(f"  nasforge: {_median([t.finish_s for t in n]):.3f} s (save_models=True: best model rebuilt, "
           f"test-evaluated, logged as an MLflow pt2 model; trials.csv; parent closed), of which:")
     for part in n[0].finish_parts:
