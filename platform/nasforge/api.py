@@ -33,6 +33,13 @@ def search(
     strategy_options: Mapping[str, Any] | None = None,
     pruner_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    scheduler: str = "none",
+    scheduler_options: Mapping[str, Any] | None = None,
+    max_failures: int = 2,
     progress: bool = False,
 ) -> SearchResult:
     """Search ``family``'s space on ``task`` and return the best trial(s) and model.
@@ -51,6 +58,16 @@ def search(
         trials: how many finished trials to reach (resumed searches count earlier ones).
         seed: seeds the sampler, the task splits and every trial's model.
         n_jobs: trials run at once by the local executor (threads).
+        backend: ``"local"`` (this process) or ``"ray"`` (Ray Tune on this machine or a cluster;
+            the options below apply to it only, see docs/ray.md).
+        address: Ray cluster to join (``"auto"`` or ``"host:port"``); default: the Ray this
+            process already runs, else a new local one.
+        cpus_per_trial, gpus_per_trial: resources of one trial (``gpus_per_trial=0.25`` packs
+            four trials on one GPU).
+        max_concurrent: trials at once; default: as many as the cluster's resources fit.
+        scheduler: early stopping on Ray: ``none``, ``asha``, ``hyperband`` (asynchronous),
+            ``median``; ``scheduler_options`` tunes it (e.g. ``{"reduction_factor": 2}``).
+        max_failures: retries of a trial whose worker process died.
         tracking_uri: MLflow store; default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
         experiment: MLflow experiment name; default ``"<family>-<task>"``.
         storage: Optuna storage URL; default ``sqlite:///<run_dir>/optuna.db``.
@@ -73,6 +90,8 @@ def search(
         budget=budget, trials=trials, seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend,
         tracking_uri=tracking_uri, experiment=experiment, storage=storage, study_name=study_name,
         resume=resume, run_dir=run_dir, save_models=save_models, strategy_options=strategy_options,
-        pruner_options=pruner_options, tags=tags,
+        pruner_options=pruner_options, tags=tags, address=address, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
+        scheduler_options=scheduler_options, max_failures=max_failures,
     )
     return run_search(spec, progress=progress)

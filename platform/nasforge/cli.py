@@ -51,6 +51,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir,
         strategy_options=_options(args.strategy_option, "--strategy-option"),
         pruner_options=_options(args.pruner_option, "--pruner-option"), progress=not args.quiet,
+        backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, scheduler=args.scheduler,
+        scheduler_options=_options(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
     )
     print_summary(result, top=args.top)
     return 0
@@ -157,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", default=None)
     s.add_argument("--resume", action="store_true", help="continue an interrupted study to --trials")
     s.add_argument("--run-dir", default="nasforge_runs")
+    r = s.add_argument_group("backend", "where trials run; the options after --backend apply to --backend ray")
+    r.add_argument("--backend", default="local", help="local (this process, default) or ray (Ray Tune)")
+    r.add_argument("--address", default=None, help="Ray cluster to join: auto or host:port (default: a local Ray)")
+    r.add_argument("--cpus-per-trial", type=float, default=1.0)
+    r.add_argument("--gpus-per-trial", type=float, default=0.0, help="0.25 packs four trials on one GPU")
+    r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what the cluster fits)")
+    r.add_argument("--scheduler", default="none", help="Ray early stopping: none, asha, hyperband, median")
+    r.add_argument("--scheduler-option", action="append", metavar="KEY=VALUE", help="scheduler option (repeatable)")
+    r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died")
     s.add_argument("--top", type=int, default=5, help="rows in the final table")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)

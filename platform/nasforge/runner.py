@@ -29,7 +29,8 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     study = _open_study(spec)
     parent_run_id = _open_parent_run(spec, study, tracker)
     if spec.resume:
-        _recover_interrupted(study, tracker)
+        recover_interrupted(study, tracker)
+        tracker.close_running_children(parent_run_id, "interrupted (process killed)")
     done = count_done(study)
     remaining = max(spec.trials - done, 0)
     context = TrialContext(
@@ -142,7 +143,7 @@ def count_done(study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
 
 
-def _recover_interrupted(study, tracker: Tracker) -> None:
+def recover_interrupted(study, tracker: Tracker) -> None:
     """Settle trials left RUNNING by a killed process.
 
     A trial whose MLflow run had already finished keeps its result (it is told to Optuna);

@@ -43,6 +43,14 @@ class SearchSpec:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     pruner_options: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # backend="ray" only (checked by nasforge.executors.ray_options.check_options)
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    scheduler: str = "none"
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    max_failures: int = 2
 
     @property
     def directions(self) -> list[str]:
@@ -64,6 +72,10 @@ class SearchSpec:
         out.update({f"budget.{k}": v for k, v in self.budget.items()})
         out.update({f"strategy.{k}": v for k, v in self.strategy_options.items()})
         out.update({f"pruner.{k}": v for k, v in self.pruner_options.items()})
+        if self.backend == "ray":
+            out.update({f"ray.{k}": getattr(self, k) for k in ("address", "cpus_per_trial", "gpus_per_trial",
+                                                              "max_concurrent", "scheduler", "max_failures")})
+            out.update({f"ray.scheduler.{k}": v for k, v in self.scheduler_options.items()})
         return out
 
 
@@ -97,6 +109,13 @@ def build_spec(
     strategy_options: Mapping[str, Any] | None = None,
     pruner_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    scheduler: str = "none",
+    scheduler_options: Mapping[str, Any] | None = None,
+    max_failures: int = 2,
     registry: Registry | None = None,
 ) -> SearchSpec:
     """Check every argument against the registry and return a :class:`SearchSpec`.
@@ -142,7 +161,9 @@ def build_spec(
     _check_space_fields(fam, space_obj)
 
     # -- objective -------------------------------------------------------------------
-    loaded_task = task_def.load(seed)
+    from nasforge.trial import load_task
+
+    loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
     fam.check_space(space_obj, loaded_task)
     available = {**fam.metrics(loaded_task), **COMMON_METRICS}
     try:
@@ -189,6 +210,13 @@ def build_spec(
     if pruner != "none" and len(objectives) > 1:
         raise SpecError("pruning is not supported for multi-objective searches (Optuna reports one value per "
                         "step); use pruner='none'")
+    from nasforge.executors.ray_options import check_options
+
+    ray_options = check_options(
+        backend=backend, pruner=pruner, n_jobs=n_jobs, n_objectives=len(objectives), max_budget=budget_dict[unit],
+        address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent, scheduler=scheduler, scheduler_options=scheduler_options,
+        max_failures=max_failures)
 
     # -- the rest --------------------------------------------------------------------
     if study_name is not None and not re.fullmatch(r"[\w.\-]+", study_name or ""):
@@ -214,6 +242,7 @@ def build_spec(
         resume=bool(resume), save_models=bool(save_models),
         strategy_options=dict(strategy_options or {}), pruner_options=dict(pruner_options or {}),
         tags={str(k): str(v) for k, v in (tags or {}).items()},
+        **ray_options,
     )
     # Building the sampler and pruner checks their options (and a grid's space) up front.
     make_sampler(spec, registry=registry)

@@ -119,6 +119,15 @@ class Tracker:
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         self.client.log_figure(run_id, figure, artifact_file)
 
+    def close_running_children(self, parent_run_id: str, reason: str) -> int:
+        """End the search's child runs still RUNNING (cut off before their trial could link them)."""
+        runs = self.client.search_runs(
+            [self.experiment_id], max_results=10_000,
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            self.end_run(run.info.run_id, "KILLED", tags={"status_reason": reason, "nasforge_status": "interrupted"})
+        return len(runs)
+
     def get_run(self, run_id: str):
         return self.client.get_run(run_id)
 

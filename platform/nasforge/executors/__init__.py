@@ -7,4 +7,5 @@ calls ``on_outcome`` in the driver as each one ends. Imported lazily, by backend
 
 EXECUTORS = {
     "local": "nasforge.executors.local:run_local",
+    "ray": "nasforge.executors.ray:run_ray",
 }

@@ -1,0 +1,202 @@
+"""The Ray executor: each trial is a Ray Tune trial, on this machine or on a Ray cluster.
+
+The driver (this process) keeps the Optuna study, the sampler and the MLflow parent run;
+:class:`~nasforge.executors.ray_searcher.StudySearcher` asks the study for each trial's
+configuration and tells it each outcome. Workers run the same ``run_trial`` as the local
+executor (:mod:`nasforge.executors.ray_trainable`) and log their nested MLflow run
+themselves, to the absolute tracking URI, experiment id and parent run id of the
+``TrialContext``. Early stopping is a Ray Tune scheduler (:mod:`~nasforge.executors.ray_schedulers`).
+
+Resume goes through the study (``resume=True``), as locally; Ray's own experiment folder is
+temporary. Ray Client (``ray://``) is not supported: it would move the Tune driver, and with
+it the study and the progress reporting, onto the cluster. Run the search on a cluster node
+with ``address="auto"`` instead (see docs/ray.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from typing import Callable, Iterator
+
+from nasforge.errors import NasforgeError
+from nasforge.spec import SearchSpec
+from nasforge.trial import TrialContext, TrialOutcome
+
+log = logging.getLogger("nasforge.ray")
+
+# Set in the driver while Tune runs (Tune reads them there), restored afterwards:
+DRIVER_ENV = {
+    # A result need not carry the objective: "started" and "failed" results have none.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # No CSV/JSON/TensorBoard files per trial: MLflow has everything.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ctrl-C raises KeyboardInterrupt here (as locally) instead of Tune's graceful stop.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # verbose=0 keeps the classic reporter quiet (the newer one prints a table regardless).
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+QUIET_LOGGERS = ("ray.tune", "ray.train", "ray.air")
+
+
+def run_ray(spec: SearchSpec, *, study, context: TrialContext, n_trials: int, tracker,
+            on_outcome: Callable[[TrialOutcome], None]) -> None:
+    """Run ``n_trials`` more trials of ``study`` as Ray Tune trials; see the module docstring."""
+    if n_trials <= 0:
+        return
+    try:
+        import ray
+        from ray import tune  # noqa: F401  (Tune's extra dependencies: pandas, pyarrow, ...)
+    except ImportError as exc:
+        from nasforge.executors.ray_options import INSTALL_HINT
+
+        raise NasforgeError(f"backend='ray' needs Ray Tune ({exc}): {INSTALL_HINT}") from exc
+
+    # Tune's own experiment folder: nothing in it is needed afterwards (the study and MLflow hold
+    # the search). One path per study, so what a killed driver left is removed when it resumes.
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "")
+    storage = os.path.join(tempfile.gettempdir(), f"nasforge-ray-{user}", study.study_name)
+    shutil.rmtree(storage, ignore_errors=True)
+    os.makedirs(storage)
+    connected_here = False
+    try:
+        connected_here = _connect(spec)
+        if spec.resume:
+            tracker.close_running_children(context.parent_run_id, "interrupted (process killed)")
+        _run(spec, study=study, context=context, n_trials=n_trials, tracker=tracker, on_outcome=on_outcome,
+             storage=storage, connected_here=connected_here)
+    finally:
+        if connected_here and ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, connected_here: bool) -> None:
+    from ray import tune
+
+    from nasforge.executors.ray_plugins import pack_plugins
+    from nasforge.executors.ray_schedulers import make_scheduler
+    from nasforge.executors.ray_searcher import StudySearcher, TrialWatcher
+    from nasforge.executors.ray_trainable import TrialSettings, train
+    from nasforge.plugins import get_registry
+
+    concurrency = min(max_concurrent(spec), n_trials)
+    warn_if_store_is_local(context.tracking_uri)
+    deadline = time.monotonic() + spec.timeout if spec.timeout else None
+    searcher = StudySearcher(study=study, spec=spec, tracker=tracker, on_outcome=on_outcome, deadline=deadline)
+    settings = TrialSettings(scheduler=spec.scheduler, unit=spec.budget_unit, max_step=spec.budget[spec.budget_unit])
+    trainable = tune.with_parameters(train, context=context, settings=settings, plugins=pack_plugins(get_registry()))
+    resources = {"cpu": spec.cpus_per_trial}
+    if spec.gpus_per_trial:
+        resources["gpu"] = spec.gpus_per_trial
+    with driver_env():
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=make_scheduler(spec), num_samples=n_trials,
+                max_concurrent_trials=concurrency, reuse_actors=True,
+                trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+            run_config=tune.RunConfig(
+                name=study.study_name, storage_path=storage, verbose=0, callbacks=[TrialWatcher(searcher)],
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
+        )
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            _settle_interrupted(study, tracker, context, searcher, connected_here)
+            raise
+    searcher.fail_pending("the Ray experiment ended before the trial reported an outcome")
+    tracker.close_running_children(context.parent_run_id, "interrupted (its Ray worker died)")
+
+
+def trial_name(trial) -> str:
+    from nasforge.executors.ray_trainable import NUMBER
+
+    return f"trial_{trial.config.get(NUMBER, trial.trial_id)}"
+
+
+# -- the cluster -----------------------------------------------------------------------------
+def _connect(spec: SearchSpec) -> bool:
+    """Use the Ray this process runs, join ``spec.address``, or start a local Ray; True if we connected."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if spec.address:
+        ray.init(address=spec.address, logging_level=logging.WARNING)
+    else:
+        ray.init(address=None, include_dashboard=False, logging_level=logging.WARNING)
+    return True
+
+
+def max_concurrent(spec: SearchSpec) -> int:
+    """``spec.max_concurrent``, or as many trials as the cluster's CPUs and GPUs fit now."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    fit = int(cpus / spec.cpus_per_trial + 1e-9)
+    if spec.gpus_per_trial:
+        fit = min(fit, int(gpus / spec.gpus_per_trial + 1e-9))
+    if fit < 1:
+        raise NasforgeError(
+            f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs) cannot fit one trial of cpus_per_trial="
+            f"{spec.cpus_per_trial:g}, gpus_per_trial={spec.gpus_per_trial:g}")
+    return spec.max_concurrent or fit
+
+
+def warn_if_store_is_local(tracking_uri: str) -> None:
+    """A sqlite/file store on a cluster of several machines: each machine would write its own copy."""
+    import ray
+
+    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    if len(hosts) > 1 and tracking_uri.startswith(("sqlite:", "file:")):
+        warnings.warn(f"the MLflow store {tracking_uri} is a local file, but the Ray cluster spans {len(hosts)} "
+                      "machines: trials on other machines log to their own copy of it unless the path is on a "
+                      "shared filesystem; use an MLflow tracking server (docs/ray.md)", stacklevel=3)
+
+
+@contextlib.contextmanager
+def driver_env() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in DRIVER_ENV}
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    os.environ.update(DRIVER_ENV)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# -- leftovers -------------------------------------------------------------------------------
+def _settle_interrupted(study, tracker, context: TrialContext, searcher, connected_here: bool) -> None:
+    """Ctrl-C: stop the trials' workers, then settle the trials in flight as a resume would."""
+    import ray
+
+    from nasforge.runner import recover_interrupted
+
+    if connected_here:
+        ray.shutdown()   # our own Ray (or connection): the trial actors end with it
+    else:
+        # Tune does not clean up on KeyboardInterrupt; end the trial actors so no run changes later.
+        actors = [a for a in (getattr(getattr(t, "temporary_state", None), "ray_actor", None)
+                              for t in searcher.tune_trials.values()) if a is not None]
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                ray.get(actor.__ray_ready__.remote(), timeout=10)   # raises once the actor is gone
+    recover_interrupted(study, tracker)
+    tracker.close_running_children(context.parent_run_id, "interrupted (KeyboardInterrupt)")
