@@ -23,6 +23,8 @@ DEFAULT_PLUGINS = (
     "nasforge.tasks",
     "nasforge.strategies.samplers",
     "nasforge.strategies.pruners",
+    "nasforge.strategies.evolution",
+    "nasforge.strategies.controller",
 )
 
 ENTRY_POINT_GROUP = "nasforge"

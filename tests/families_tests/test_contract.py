@@ -7,7 +7,7 @@ import pytest
 from nasforge.plugins import get_registry
 from nasforge.testing import FamilyContract
 
-BUILTIN_FAMILIES = ("mlp", "cnn", "rnn", "autoencoder", "gan", "evidential", "rl")
+BUILTIN_FAMILIES = ("mlp", "cnn", "rnn", "autoencoder", "gan", "evidential", "rl", "nasbench201")
 
 
 def _task_for(family) -> str:
