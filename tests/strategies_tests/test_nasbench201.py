@@ -73,7 +73,8 @@ def test_model_round_trips_through_its_state_dict():
     model = family.build(family.make_config({}), task)
     model.load_state_dict(saved)
     score = family.evaluate(model, task, "test")
-    assert score == {"test_table_val_accuracy": pytest.approx(load_table("imagenet").mean_val_accuracy(config.ops) / 100)}
+    expected = load_table("imagenet").mean_val_accuracy(config.ops) / 100
+    assert score == {"test_table_val_accuracy": pytest.approx(expected)}
     out = model(torch.zeros(3, 6))
     assert out.shape == (3, 30) and out[0].reshape(6, 5).argmax(1).tolist() == [0, 1, 2, 3, 4, 0]
 

@@ -58,6 +58,8 @@ def _build_class():
     class RegularizedEvolutionSampler(optuna.samplers.BaseSampler):
         """Aging evolution (Real et al., 2019); see the module docstring.
 
+        The defaults (P=20, S=5) are scaled down from the paper's for budgets of a few hundred trials.
+
         Args:
             population_size: P, the models alive at once (and the random ones to start).
             sample_size: S, the models drawn from the population to pick a parent from.

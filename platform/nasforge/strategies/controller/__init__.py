@@ -32,9 +32,14 @@ def register_strategies(register):
 
 @hookimpl
 def search_finished(result):
+    import warnings
+
     from nasforge.strategies.controller.tracking import log_controller
 
-    log_controller(result)
+    try:
+        log_controller(result)
+    except Exception as exc:  # the search itself succeeded: the curves are a convenience
+        warnings.warn(f"could not log the controller's curves to MLflow: {type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def __getattr__(name):  # lazy: the sampler imports torch

@@ -85,8 +85,7 @@ def candidates(name: str, distribution: Any, bins: int | None) -> tuple:
                 f"space, or let the controller bin it (e.g. strategy_options={{'bins': {DEFAULT_BINS}}})")
         if distribution.log:
             return _geometric(low, high, bins, integer=False)
-        return tuple(float(low + (high - low) * i / (bins - 1)) if i < bins - 1 else float(high)
-                     for i in range(bins))
+        return tuple(_tidy(low + (high - low) * i / (bins - 1), low, high) for i in range(bins))
     raise ConfigError(f"controller: parameter {name!r} has a distribution it cannot express: "
                       f"{type(distribution).__name__} (expected a categorical, int or float distribution)")
 
@@ -112,7 +111,12 @@ def _geometric(low, high, k, *, integer):
     values[0], values[-1] = low, high
     if integer:
         return tuple(sorted({min(max(int(round(v)), low), high) for v in values}))
-    return tuple(float(min(max(v, low), high)) for v in values)
+    return tuple(_tidy(v, low, high) for v in values)
+
+
+def _tidy(value: float, low: float, high: float) -> float:
+    """``value`` to 12 significant digits (1e-3, not 0.0009999999999999998), kept in range."""
+    return float(min(max(float(f"{value:.12g}"), low), high))
 
 
 def to_controller(space, *, bins: int | None = DEFAULT_BINS,

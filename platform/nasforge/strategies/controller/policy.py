@@ -3,7 +3,9 @@
 At each step the LSTM reads the embedding of the previous decision's token (a learned
 start vector at the first step), and the decision's own softmax head turns its top hidden
 state into logits. Following ENAS (Pham et al., 2018), logits may be divided by a
-temperature and squashed with ``c * tanh``, which keeps the policy from collapsing early.
+temperature and squashed with ``c * tanh``, which keeps the policy from collapsing early,
+and decisions with the same choices may share one embedding and head (each then adds logit
+offsets of its own).
 Every weight starts uniform in ``[-init_range, init_range]`` (0.08 in Zoph & Le).
 
 Decisions are added by index (``add_decision``); a batch of token sequences that share the
@@ -45,7 +47,7 @@ def single_thread() -> Iterator[None]:
 
 
 class ControllerPolicy(nn.Module):
-    """A ``num_layers``-layer LSTM with one embedding table and one softmax head per decision."""
+    """A ``num_layers``-layer LSTM with an embedding table and a softmax head per decision (or shared)."""
 
     def __init__(self, *, hidden_size: int, num_layers: int, init_range: float, seed: int,
                  temperature: float | None = None, tanh_constant: float | None = None):

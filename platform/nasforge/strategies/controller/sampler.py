@@ -40,10 +40,11 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from nasforge.errors import ConfigError
-from nasforge.space import RepeatBlock, Suggester
+from nasforge.space import RepeatBlock
 from nasforge.strategies.controller import state as state_io
 from nasforge.strategies.controller.decisions import DEFAULT_BINS, Decision, candidates, check_bins, to_controller
 from nasforge.strategies.controller.policy import ControllerPolicy, single_thread
+from nasforge.strategies.controller.suggesters import ParamsReader, TokenSuggester
 
 TOKENS_ATTR = "controller:tokens"
 REWARDS = ("rank", "zscore", "raw")
@@ -56,39 +57,67 @@ STATE_VERSION = 1
 class ControllerSampler(BaseSampler):
     """An LSTM controller that samples architectures and learns from their rewards (REINFORCE).
 
-    Architecture defaults follow Zoph & Le (2017): 2 LSTM layers of 35 units, weights uniform
-    in [-0.08, 0.08], Adam. The training defaults are tuned for budgets of 50-200 trials
-    (``benchmarks/strategies_nasbench201.py`` prints the ablation behind each):
+    The network follows Zoph & Le (2017): 2 LSTM layers of 35 units, weights uniform in
+    [-0.08, 0.08], one softmax per decision, Adam. The training defaults are not theirs: they
+    searched 12,800 architectures, nasforge's searches run 50-500 trials. What each default
+    buys is printed by ``benchmarks/strategies_nasbench201.py --ablation`` (NAS-Bench-201):
+
+    * ``lr=0.03`` (theirs: 6e-4). At 6e-4 a few hundred trials hardly move the policy: the
+      controller stays a random search that also re-runs repeats -- why plain REINFORCE does
+      no better than random search at small budgets. Much higher (0.1) collapses it early.
+    * ``batch_size=1``: one update per finished trial, the most updates a budget allows.
+    * ``reward="rank"``: the reward's quantile among all rewards so far. Raw accuracies
+      make the update depend on the objective's scale and on outliers (NAS-Bench-201 has
+      cells at 10% accuracy); an EMA baseline of past rewards centers it, started at the
+      first reward rather than 0 (which would make every early architecture look good).
+    * ``entropy_weight=0.05`` and ENAS's logit shaping ``2.5 * tanh(logits / 5)`` (Pham et
+      al., 2018): without them the policy collapses onto one architecture within ~100 trials
+      and stops exploring.
+    * ``revisit="resample"``: an architecture the study already has is drawn again instead of
+      trained again, so no trial is spent on a repeat.
 
     Args:
         space: the :class:`nasforge.SearchSpace` to decide (None: define-by-run).
         seed: seeds the initial weights and every trial's draws.
         batch_size: rewards per REINFORCE update (``m`` in Zoph & Le).
-        lr: Adam's learning rate (Zoph & Le: 6e-4, for a budget of 12,800 architectures).
+        lr: Adam's learning rate.
         hidden_size, num_layers, init_range: the LSTM (Zoph & Le: 35, 2, 0.08).
-        reward: ``"rank"`` (the reward's quantile among every reward so far), ``"zscore"``
-            (standardized by them) or ``"raw"`` (the objective itself). Minimized objectives
-            are negated first.
-        baseline: ``"ema"`` (an exponential moving average of past rewards, started at the
-            first batch's mean) or ``"none"``.
+        reward: ``"rank"``, ``"zscore"`` (standardized by all rewards so far) or ``"raw"`` (the
+            objective itself). Minimized objectives are negated first.
+        baseline: ``"ema"`` (exponential moving average of past rewards) or ``"none"``.
         baseline_decay: the EMA's decay per reward.
         entropy_weight: weight of the policy-entropy bonus in the loss.
-        temperature, tanh_constant: ENAS logit shaping, ``c * tanh(logits / T)`` (None: off).
-        revisit: what to do when a drawn architecture was already tried in the study:
-            ``"reuse"`` feeds its recorded reward to the controller and draws again (no trial
-            is spent on it), ``"resample"`` draws again, ``"allow"`` runs it again.
+        temperature, tanh_constant: logits become ``c * tanh(logits / T)``; None turns either off.
+        revisit: when a drawn architecture is already in the study: ``"resample"`` draws again,
+            ``"reuse"`` also feeds its recorded reward to the controller (no trial spent),
+            ``"allow"`` runs it again.
         max_resample: draws per trial before a repeat is accepted.
         failed_reward: reward (in objective units) for failed / pruned / NaN trials; None skips
             them (they then carry no gradient).
         bins, param_bins: how numeric ranges become tokens (see :mod:`.decisions`).
         grad_clip: clip the gradient's global norm (None: off).
+        share: decisions with the same choices share one embedding and softmax (ENAS), each
+            with logit offsets of its own. Helps when the same kind of choice repeats (the 6
+            edges of a NAS-Bench-201 cell); slows learning when each position wants a different
+            choice.
+
+    Example::
+
+        import optuna
+        from nasforge import SearchSpace
+        from nasforge.strategies.controller import ControllerSampler
+
+        space = SearchSpace.load("nasbench201")
+        study = optuna.create_study(direction="maximize",
+                                    sampler=ControllerSampler(space=space, seed=0))
+        study.optimize(lambda trial: score(space.sample(trial)), n_trials=100)
     """
 
     def __init__(self, *, space=None, seed: int | None = None, batch_size: int = 1, lr: float = 0.03,
                  hidden_size: int = 35, num_layers: int = 2, init_range: float = 0.08,
                  reward: str = "rank", baseline: str = "ema", baseline_decay: float = 0.95,
-                 entropy_weight: float = 0.05, temperature: float | None = None,
-                 tanh_constant: float | None = None, revisit: str = "resample", max_resample: int = 100,
+                 entropy_weight: float = 0.05, temperature: float | None = 5.0,
+                 tanh_constant: float | None = 2.5, revisit: str = "resample", max_resample: int = 100,
                  failed_reward: float | None = None, bins: int | None = DEFAULT_BINS,
                  param_bins: Mapping[str, int] | None = None, grad_clip: float | None = None,
                  share: bool = False):
@@ -309,7 +338,7 @@ class ControllerSampler(BaseSampler):
                 yield from self._draw_batch(rng, min(DRAW_BATCH, n - start))
             return
         for _ in range(n):
-            suggester = _TokenSuggester(self, rng, fixed)
+            suggester = TokenSuggester(self, rng, fixed)
             self._space.sample(suggester)
             yield suggester.flat, suggester.sequence
 
@@ -363,7 +392,7 @@ class ControllerSampler(BaseSampler):
         otherwise taken from the tokens recorded while sampling.
         """
         if self._space is not None:
-            reader = _ParamsReader(self, trial.params)
+            reader = ParamsReader(self, trial.params)
             try:
                 self._space.sample(reader)
             except KeyError:
@@ -462,7 +491,7 @@ class ControllerSampler(BaseSampler):
         """
         with torch.no_grad():
             if self._space is not None:
-                suggester = _TokenSuggester(self, None)
+                suggester = TokenSuggester(self, None)
                 self._space.sample(suggester)
                 return suggester.flat, suggester.log_prob
             x, state = self.policy.initial(1)
@@ -480,70 +509,11 @@ class ControllerSampler(BaseSampler):
         """Log-probability the controller gives an architecture (flat parameter values)."""
         if self._space is None:
             raise ValueError("log_prob needs the sampler's search space")
-        reader = _ParamsReader(self, flat)
+        reader = ParamsReader(self, flat)
         self._space.sample(reader)
         with torch.no_grad():
             lp, _ = self._score([reader.sequence])
         return float(lp[0])
-
-
-class _TokenSuggester(Suggester):
-    """Feeds ``SearchSpace.sample`` with controller tokens (``rng=None``: the most probable).
-
-    ``fixed`` values (an enqueued trial's) are taken as given and fed to the LSTM as tokens.
-    """
-
-    def __init__(self, sampler: ControllerSampler, rng, fixed: Mapping[str, Any] = ()):
-        self.sampler, self.rng, self.fixed = sampler, rng, dict(fixed)
-        self.x, self.state = sampler.policy.initial(1)
-        self.sequence: list[tuple[int, int]] = []
-        self.flat: dict[str, Any] = {}
-        self.log_prob = 0.0
-
-    def suggest(self, flat_name, param):
-        sampler = self.sampler
-        index = sampler._index[flat_name]
-        decision = sampler.decisions[index]
-        if flat_name in self.fixed:
-            value = self.fixed[flat_name]
-            token = decision.index(value)
-            self.flat[flat_name] = value
-            if token is None:   # off the controller's grid: nothing to feed
-                return value
-            with torch.no_grad():
-                _, self.state = sampler.policy.step(self.x, self.state, index)
-                self.x = sampler.policy.feed(index, torch.tensor([token]))
-        elif self.rng is None:
-            with torch.no_grad():
-                logits, self.state = sampler.policy.step(self.x, self.state, index)
-                log_p = torch.log_softmax(logits[0], -1)
-                token = int(log_p.argmax())
-                self.log_prob += float(log_p[token])
-                self.x = sampler.policy.feed(index, torch.tensor([token]))
-        else:
-            token, self.x, self.state = sampler._draw(self.x, self.state, index, self.rng)
-        value = decision.values[token] if flat_name not in self.fixed else self.fixed[flat_name]
-        self.sequence.append((index, token))
-        self.flat[flat_name] = value
-        return value
-
-
-class _ParamsReader(Suggester):
-    """Reads an architecture's tokens off its parameter values (KeyError if one is not a token)."""
-
-    def __init__(self, sampler: ControllerSampler, params: Mapping[str, Any]):
-        self.sampler, self.params = sampler, params
-        self.sequence: list[tuple[int, int]] = []
-
-    def suggest(self, flat_name, param):
-        index = self.sampler._index.get(flat_name)
-        if index is None or flat_name not in self.params:
-            raise KeyError(flat_name)
-        token = self.sampler.decisions[index].index(self.params[flat_name])
-        if token is None:
-            raise KeyError(flat_name)
-        self.sequence.append((index, token))
-        return self.sampler.decisions[index].values[token]
 
 
 def _same_values(a: Sequence, b: Sequence) -> bool:
