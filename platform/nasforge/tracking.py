@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from nasforge.interrupts import store_write
+
 MAX_PARAMS, MAX_TAGS, MAX_METRICS = 100, 100, 1000
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -62,6 +64,7 @@ class Tracker:
         self.client = MlflowClient(tracking_uri)
 
     @classmethod
+    @store_write
     def for_experiment(cls, *, tracking_uri: str, experiment: str) -> "Tracker":
         """Get or create the experiment (done by the driver before any worker starts)."""
         from mlflow import MlflowClient
@@ -75,6 +78,7 @@ class Tracker:
         return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
 
     # -- runs ------------------------------------------------------------------------
+    @store_write
     def start_run(self, *, name: str, tags: Mapping[str, Any], params: Mapping[str, Any] = (),
                   parent_run_id: str | None = None) -> str:
         tags = {k: _stringify(v) for k, v in tags.items()}
@@ -85,9 +89,11 @@ class Tracker:
         self.log(run.info.run_id, params=params)
         return run.info.run_id
 
+    @store_write
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 
+    @store_write
     def end_run(self, run_id: str, status: str = "FINISHED", *, tags: Mapping[str, Any] = ()) -> None:
         """``status``: FINISHED, FAILED or KILLED (pruned or interrupted trials)."""
         if tags:
@@ -95,6 +101,7 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
     # -- values ----------------------------------------------------------------------
+    @store_write
     def log(self, run_id: str, *, metrics: Mapping[str, float] = (), step: int = 0,
             params: Mapping[str, Any] = (), tags: Mapping[str, Any] = ()) -> None:
         """Log metrics (at ``step``), params and tags in as few ``log_batch`` calls as allowed."""
@@ -110,15 +117,19 @@ class Tracker:
             metric_list, param_list = metric_list[MAX_METRICS:], param_list[MAX_PARAMS:]
             tag_list = tag_list[MAX_TAGS:]
 
+    @store_write
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    @store_write
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, path, artifact_path)
 
+    @store_write
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         self.client.log_figure(run_id, figure, artifact_file)
 
+    @store_write
     def close_running_children(self, parent_run_id: str, reason: str) -> int:
         """End the search's child runs still RUNNING (cut off before their trial could link them)."""
         runs = self.client.search_runs(

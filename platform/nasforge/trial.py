@@ -14,11 +14,13 @@ import random
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nasforge.errors import TrialPruned
 from nasforge.family import Reporter
+from nasforge.interrupts import store_write
 from nasforge.space import Objective, flatten
 from nasforge.tracking import Tracker
 
@@ -76,12 +78,14 @@ class OptunaFeedback(Feedback):
         self.trial = trial
         self.pruning = pruning
 
+    @store_write
     def should_prune(self, step: int, value: float) -> bool:
         if not self.pruning:
             return False
         self.trial.report(value, step)
         return self.trial.should_prune()
 
+    @store_write
     def set_attr(self, key: str, value: Any) -> None:
         self.trial.set_user_attr(key, value)
 
@@ -170,8 +174,11 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     except TrialPruned as exc:
         outcome.status, outcome.reason = PRUNED, str(exc)
     except KeyboardInterrupt:
-        feedback.set_attr("interrupted", True)
-        tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted (KeyboardInterrupt)"})
+        try:
+            feedback.set_attr("interrupted", True)
+            tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted (KeyboardInterrupt)"})
+        except Exception as exc:  # the interrupt wins; resume=True closes the run later
+            warnings.warn(f"could not close trial run {run_id} after Ctrl-C: {exc}", RuntimeWarning, stacklevel=1)
         raise
     except Exception as exc:  # a crashing trial is recorded; the search goes on
         outcome.status, outcome.reason = FAILED, f"{type(exc).__name__}: {exc}"
