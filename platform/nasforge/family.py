@@ -69,6 +69,24 @@ class Family(abc.ABC):
     def check_space(self, space, task: Task) -> None:
         """Raise :class:`ConfigError` if ``space`` cannot work on ``task`` (called before any trial)."""
 
+    def budget_amount(self, budget: Mapping[str, Any]) -> int:
+        """``budget[budget_unit]`` (default ``default_budget``) as a checked integer >= 1.
+
+        A budget naming another unit is refused: ``{"steps": 5}`` for an epochs family is a
+        mistake, not a request to train for the default.
+        """
+        from nasforge.checks import check_int
+
+        unknown = sorted(set(budget) - {self.budget_unit})
+        if unknown:
+            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
+                              f"{{{self.budget_unit}: N}}")
+        amount = budget.get(self.budget_unit, self.default_budget)
+        if isinstance(amount, float) and amount.is_integer():
+            amount = int(amount)
+        check_int(f"budget.{self.budget_unit}", amount, low=1)
+        return amount
+
     def make_config(self, params: Mapping[str, Any]):
         """Nested params -> ``config_class`` instance, naming any unknown field."""
         fields = {f.name for f in dataclasses.fields(self.config_class)}

@@ -15,7 +15,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -282,3 +282,37 @@ class EarlyStopping:
         if self._best_state is not None:
             model.load_state_dict(self._best_state)
         return model
+
+
+def fit_epochs(model: nn.Module, *, epochs: int, reporter, train_one_epoch: Callable[[int], float],
+               validate: Callable[[], dict[str, float]], patience: int | None,
+               monitor: str = "val_loss", keep_best: bool = True) -> dict[str, float]:
+    """The epoch loop every supervised family shares: train, validate, report, stop early.
+
+    Each epoch runs ``train_one_epoch(epoch)`` (the mean training loss), then ``validate()``
+    (metrics with a ``val_`` prefix, ``monitor`` among them), and reports both at
+    step = epoch (where a pruner may stop the trial). Early stopping on ``monitor``
+    (Prechelt, 1998) keeps the best weights and restores them at the end; ``keep_best=False``
+    trains the whole budget and keeps the last weights. Raises ``FloatingPointError`` when
+    a loss becomes NaN or infinite. Returns the metrics of the kept epoch and ``epochs_trained``.
+    """
+    stopper = EarlyStopping(patience=patience) if keep_best else None
+    kept: dict[str, float] = {}
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        train_loss = float(train_one_epoch(epoch))
+        check_finite(train_loss, epoch=epoch)
+        metrics = {"train_loss": train_loss, **validate()}
+        check_finite(metrics[monitor], what=f"validation {monitor.removeprefix('val_')}", epoch=epoch)
+        reporter.report(epoch, metrics)
+        if stopper is None:
+            kept = metrics
+            continue
+        stop = stopper.step(metrics[monitor], model, epoch=epoch)
+        if stopper.best_epoch == epoch:
+            kept = metrics
+        if stop:
+            break
+    if stopper is not None:
+        stopper.restore(model)
+    return {**kept, "epochs_trained": epoch}

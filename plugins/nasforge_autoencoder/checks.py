@@ -6,38 +6,14 @@ what is valid, so a bad configuration stops before anything is built or trained.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
+from nasforge.checks import check_choice, check_int, check_number, fail  # noqa: F401 - re-exported
 from nasforge.errors import ConfigError
 
 # Kept in step with nasforge.training (which imports torch); a test checks they agree.
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "selu", "silu")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
-
-
-def fail(field_name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
-
-
-def check_choice(field_name: str, value: Any, choices: tuple[Any, ...]) -> None:
-    if isinstance(value, bool) != isinstance(choices[0], bool) or value not in choices:
-        raise fail(field_name, value, f"choose one of: {', '.join(map(str, choices))}")
-
-
-def check_int(field_name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise fail(field_name, value, f"expected an integer >= {low}")
-
-
-def check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
-                 low_open: bool = False, high_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise fail(field_name, value, f"expected a finite number in {interval}")
 
 
 def check_widths(field_name: str, layers: Any, n_layers: int | None, *, min_layers: int = 0) -> list[int]:
@@ -67,19 +43,6 @@ def check_widths(field_name: str, layers: Any, n_layers: int | None, *, min_laye
         if n_layers != len(widths):
             raise fail(n_name, n_layers, f"it must equal len({field_name}) = {len(widths)}")
     return widths
-
-
-def epochs_from_budget(family, budget: Mapping[str, Any]) -> int:
-    """``budget[family.budget_unit]`` (default ``family.default_budget``), checked."""
-    unknown = sorted(set(budget) - {family.budget_unit})
-    if unknown:
-        raise ConfigError(f"family {family.name!r} has no budget {unknown[0]!r}; its budget is "
-                          f"{{{family.budget_unit}: N}}")
-    epochs = budget.get(family.budget_unit, family.default_budget)
-    if isinstance(epochs, float) and epochs.is_integer():
-        epochs = int(epochs)
-    check_int(f"budget.{family.budget_unit}", epochs, low=1)
-    return epochs
 
 
 def records_figures(reporter) -> bool:

@@ -143,7 +143,7 @@ class AutoencoderFamily(Family):
         from nasforge import training
         from nasforge_autoencoder.model import split_metrics
 
-        epochs = checks.epochs_from_budget(self, budget)
+        epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
         data = training.to_tensors(task, device, splits=("train", "val"))

@@ -7,10 +7,10 @@ before anything is built or trained.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nasforge.checks import check_bool, check_choice, check_int, check_number, fail
 from nasforge.errors import ConfigError
 
 # Kept in step with nasforge.training (which imports torch); a test checks they agree.
@@ -21,35 +21,6 @@ CLIP_MODES = ("none", "norm", "value")
 POOLS = ("max", "avg", "none")
 PADDINGS = ("same", "valid")      # or a non-negative integer (zeros on each side)
 HEADS = ("linear", "dense")
-
-
-def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
-
-
-def _check_int(field_name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(field_name, value, f"expected an integer >= {low}")
-
-
-def _check_bool(field_name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _fail(field_name, value, "expected true or false")
-
-
-def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise _fail(field_name, value, f"expected a finite number in {interval}")
 
 
 @dataclass(kw_only=True)
@@ -73,18 +44,18 @@ class BlockConfig:
     dropout: float = 0.0         # element-wise, after pooling; off by default
 
     def validate(self, where: str) -> None:
-        _check_int(f"{where}.filters", self.filters, low=1)
-        _check_int(f"{where}.kernel_size", self.kernel_size, low=1)
-        _check_int(f"{where}.stride", self.stride, low=1)
+        check_int(f"{where}.filters", self.filters, low=1)
+        check_int(f"{where}.kernel_size", self.kernel_size, low=1)
+        check_int(f"{where}.stride", self.stride, low=1)
         integer = isinstance(self.padding, int) and not isinstance(self.padding, bool)
         if not (self.padding in PADDINGS if isinstance(self.padding, str) else integer and self.padding >= 0):
-            raise _fail(f"{where}.padding", self.padding,
+            raise fail(f"{where}.padding", self.padding,
                         f"choose one of: {', '.join(PADDINGS)}, or an integer >= 0")
-        _check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
-        _check_choice(f"{where}.pool", self.pool, POOLS)
-        _check_int(f"{where}.pool_size", self.pool_size, low=1)
-        _check_bool(f"{where}.batch_norm", self.batch_norm)
-        _check_number(f"{where}.dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
+        check_choice(f"{where}.pool", self.pool, POOLS)
+        check_int(f"{where}.pool_size", self.pool_size, low=1)
+        check_bool(f"{where}.batch_norm", self.batch_norm)
+        check_number(f"{where}.dropout", self.dropout, low=0.0, high=1.0, high_open=True)
 
 
 BLOCK_FIELDS = ("filters", "kernel_size", "stride", "padding", "activation", "pool", "pool_size",
@@ -119,27 +90,27 @@ class CNNConfig:
 
     def __post_init__(self):
         if not isinstance(self.blocks, (list, tuple)) or not self.blocks:
-            raise _fail("blocks", self.blocks, "expected a non-empty list of blocks "
+            raise fail("blocks", self.blocks, "expected a non-empty list of blocks "
                         f"(fields: {', '.join(BLOCK_FIELDS)})")
         self.blocks = [self._block(i, block) for i, block in enumerate(self.blocks)]
         if self.n_blocks is not None:
-            _check_int("n_blocks", self.n_blocks, low=1)
+            check_int("n_blocks", self.n_blocks, low=1)
             if self.n_blocks != len(self.blocks):
-                raise _fail("n_blocks", self.n_blocks, f"it must equal len(blocks) = {len(self.blocks)}")
-        _check_choice("head", self.head, HEADS)
-        _check_int("dense_units", self.dense_units, low=1)
-        _check_choice("dense_activation", self.dense_activation, ACTIVATIONS)
-        _check_number("dense_dropout", self.dense_dropout, low=0.0, high=1.0, high_open=True)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_int("batch_size", self.batch_size, low=1)
-        _check_choice("init", self.init, INITS)
-        _check_choice("clip", self.clip, CLIP_MODES)
-        _check_number("clip_value", self.clip_value, low=0.0, low_open=True)
+                raise fail("n_blocks", self.n_blocks, f"it must equal len(blocks) = {len(self.blocks)}")
+        check_choice("head", self.head, HEADS)
+        check_int("dense_units", self.dense_units, low=1)
+        check_choice("dense_activation", self.dense_activation, ACTIVATIONS)
+        check_number("dense_dropout", self.dense_dropout, low=0.0, high=1.0, high_open=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_int("batch_size", self.batch_size, low=1)
+        check_choice("init", self.init, INITS)
+        check_choice("clip", self.clip, CLIP_MODES)
+        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
         if self.patience is not None:
-            _check_int("patience", self.patience, low=1)
+            check_int("patience", self.patience, low=1)
 
     @staticmethod
     def _block(i: int, block: Any) -> BlockConfig:
@@ -150,6 +121,6 @@ class CNNConfig:
                 raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(BLOCK_FIELDS)}")
             block = BlockConfig(**block)
         if not isinstance(block, BlockConfig):
-            raise _fail(where, block, f"expected a mapping with fields {', '.join(BLOCK_FIELDS)}")
+            raise fail(where, block, f"expected a mapping with fields {', '.join(BLOCK_FIELDS)}")
         block.validate(where)
         return block

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
-from nasforge_cnn.config import CNNConfig, _check_int
+from nasforge_cnn.config import CNNConfig
 from nasforge_cnn.shapes import input_layout, plan_blocks
 
 
@@ -130,32 +129,22 @@ class CNNFamily(Family):
 
         from nasforge import training
 
-        epochs = self._epochs(budget)
+        epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
         data = training.to_tensors(task, device, splits=("train", "val"))
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             momentum=config.momentum, weight_decay=config.weight_decay)
         generator = training.seeded_generator()
-        stopper = training.EarlyStopping(patience=config.patience)
-        best: dict[str, float] = {}
-        epoch = 0
-        for epoch in range(1, epochs + 1):
-            train_loss = training.train_epoch(
-                model, optimizer, nn.functional.cross_entropy, data.x_train, data.y_train,
-                batch_size=config.batch_size, generator=generator, clip=config.clip,
-                clip_value=config.clip_value).item()
-            training.check_finite(train_loss, epoch=epoch)
-            metrics = {"train_loss": train_loss, **self._metrics(model, data.x_val, data.y_val, "val")}
-            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
-            reporter.report(epoch, metrics)
-            stop = stopper.step(metrics["val_loss"], model, epoch=epoch)
-            if stopper.best_epoch == epoch:
-                best = metrics
-            if stop:
-                break
-        stopper.restore(model)
-        return {**best, "epochs_trained": epoch}
+
+        def train_one_epoch(epoch: int) -> float:
+            return training.train_epoch(model, optimizer, nn.functional.cross_entropy, data.x_train, data.y_train,
+                                        batch_size=config.batch_size, generator=generator, clip=config.clip,
+                                        clip_value=config.clip_value).item()
+
+        return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
+                                   validate=lambda: self._metrics(model, data.x_val, data.y_val, "val"),
+                                   patience=config.patience)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy`` and ``{split}_loss`` (mean cross-entropy)."""
@@ -166,17 +155,6 @@ class CNNFamily(Family):
         return self._metrics(model, x, y, split)
 
     # -- helpers ---------------------------------------------------------------------
-    def _epochs(self, budget: Mapping[str, Any]) -> int:
-        unknown = sorted(set(budget) - {self.budget_unit})
-        if unknown:
-            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
-                              f"{{{self.budget_unit}: N}}")
-        epochs = budget.get(self.budget_unit, self.default_budget)
-        if isinstance(epochs, float) and epochs.is_integer():
-            epochs = int(epochs)
-        _check_int(f"budget.{self.budget_unit}", epochs, low=1)
-        return epochs
-
     @staticmethod
     def _metrics(model, x, y, prefix: str) -> dict[str, float]:
         from nasforge.training import classification_metrics, predict

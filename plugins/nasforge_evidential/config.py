@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nasforge.checks import check_choice, check_int, check_number, fail
 from nasforge.errors import ConfigError
 from nasforge_mlp.family import LayerConfig
 
@@ -15,26 +15,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
 # lambda of each paper: the official cubic toy uses 0.01 (Amini et al., 2020);
 # Sensoy et al. (2018) anneal the KL term up to a weight of 1.
 DEFAULT_REG_WEIGHT = {"regression": 0.01, "classification": 1.0}
-
-
-def _fail(name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{name}={value!r} is not valid; {expected}")
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(name, value, f"choose one of: {', '.join(choices)}")
-
-
-def _integer(name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(name, value, f"expected an integer >= {low}")
-
-
-def _number(name: str, value: Any, *, low: float, low_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or (value <= low if low_open else value < low):
-        raise _fail(name, value, f"expected a finite number {'>' if low_open else '>='} {low}")
 
 
 @dataclass(kw_only=True)
@@ -67,24 +47,24 @@ class EvidentialConfig:
 
     def __post_init__(self):
         if self.mode is not None:
-            _choice("mode", self.mode, MODES)
+            check_choice("mode", self.mode, MODES)
         if not isinstance(self.layers, (list, tuple)):
-            raise _fail("layers", self.layers, "expected a list of layers (units, activation, dropout)")
+            raise fail("layers", self.layers, "expected a list of layers (units, activation, dropout)")
         self.layers = [self._layer(i, layer) for i, layer in enumerate(self.layers)]
         if self.n_layers is not None:
-            _integer("n_layers", self.n_layers, low=0)
+            check_int("n_layers", self.n_layers, low=0)
             if self.n_layers != len(self.layers):
-                raise _fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
+                raise fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
         if self.reg_weight is not None:
-            _number("reg_weight", self.reg_weight, low=0.0)
-        _choice("evidence", self.evidence, EVIDENCE)
-        _integer("annealing_epochs", self.annealing_epochs, low=0)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _number("lr", self.lr, low=0.0, low_open=True)
-        _number("weight_decay", self.weight_decay, low=0.0)
-        _integer("batch_size", self.batch_size, low=1)
+            check_number("reg_weight", self.reg_weight, low=0.0)
+        check_choice("evidence", self.evidence, EVIDENCE)
+        check_int("annealing_epochs", self.annealing_epochs, low=0)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_int("batch_size", self.batch_size, low=1)
         if self.patience is not None:
-            _integer("patience", self.patience, low=1)
+            check_int("patience", self.patience, low=1)
 
     def lam(self, mode: str) -> float:
         """lambda for ``mode``: ``reg_weight`` or the paper's default."""
@@ -100,6 +80,6 @@ class EvidentialConfig:
                 raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(valid)}")
             layer = LayerConfig(**layer)
         if not isinstance(layer, LayerConfig):
-            raise _fail(where, layer, "expected a mapping with units, activation, dropout")
+            raise fail(where, layer, "expected a mapping with units, activation, dropout")
         layer.validate(where)
         return layer

@@ -100,7 +100,7 @@ class EvidentialFamily(Family):
         from nasforge_evidential.losses import evidential_classification_loss, evidential_regression_loss
 
         mode = self.mode(config, task)
-        epochs = self._epochs(budget)
+        epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
         data = EvalData(task, device, ("train", "val"), eval_splits=("val",))
@@ -108,13 +108,12 @@ class EvidentialFamily(Family):
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             weight_decay=config.weight_decay)
         generator = training.seeded_generator()
-        stopper = training.EarlyStopping(patience=config.patience) if config.patience else None
         lam, n = config.lam(mode), len(x)
         steps_per_epoch = math.ceil(n / config.batch_size)
         kl_weight = 0.0
-        kept: dict[str, float] = {}
-        epoch = 0
-        for epoch in range(1, epochs + 1):
+
+        def train_one_epoch(epoch: int) -> float:
+            nonlocal kl_weight
             model.train()
             total = torch.zeros((), device=device)
             for step, idx in enumerate(training.iterate_minibatches(n, config.batch_size, generator, device=device)):
@@ -127,25 +126,15 @@ class EvidentialFamily(Family):
                 loss.backward()
                 optimizer.step()
                 total.add_(loss.detach(), alpha=len(idx))
-            train_loss = (total / n).item()
-            training.check_finite(train_loss, epoch=epoch)
-            metrics = {"train_loss": train_loss,
-                       **split_metrics(model, mode, data, "val", lam=lam, kl_weight=kl_weight)}
-            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
-            reporter.report(epoch, metrics)
-            if stopper is None:
-                kept = metrics
-                continue
-            stop = stopper.step(metrics["val_nll"], model, epoch=epoch)
-            if stopper.best_epoch == epoch:
-                kept = metrics
-            if stop:
-                break
-        if stopper is not None:
-            stopper.restore(model)
+            return (total / n).item()
+
+        kept = training.fit_epochs(
+            model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
+            validate=lambda: split_metrics(model, mode, data, "val", lam=lam, kl_weight=kl_weight),
+            patience=config.patience, monitor="val_nll", keep_best=config.patience is not None)
         if mode == "regression" and math.prod(task.input_shape) == 1 and _keeps_figures(reporter):
             self._log_figure(model, task, reporter)
-        return {**kept, "epochs_trained": epoch}
+        return kept
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """The split's metrics: ``{split}_rmse`` / ``{split}_accuracy``, ``_nll``, calibration, ``_ood_auroc``...
@@ -186,18 +175,6 @@ class EvidentialFamily(Family):
         return dict(alpha=out, prob=out / strength[:, None], uncertainty=out.shape[1] / strength)
 
     # -- helpers ---------------------------------------------------------------------
-    def _epochs(self, budget: Mapping[str, Any]) -> int:
-        unknown = sorted(set(budget) - {self.budget_unit})
-        if unknown:
-            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
-                              f"{{{self.budget_unit}: N}}")
-        epochs = budget.get(self.budget_unit, self.default_budget)
-        if isinstance(epochs, float) and epochs.is_integer():
-            epochs = int(epochs)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ConfigError(f"budget.{self.budget_unit}={epochs!r} is not valid; expected an integer >= 1")
-        return epochs
-
     @staticmethod
     def _kl_weight(lam: float, annealing_epochs: int, t: float) -> float:
         return lam if annealing_epochs == 0 else lam * min(1.0, t / annealing_epochs)

@@ -125,7 +125,7 @@ class GANFamily(Family):
         from nasforge import training
         from nasforge_gan.fid import SampleScorer
 
-        epochs = checks.epochs_from_budget(self, budget)
+        epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
         x_train = training.to_tensors(task, device, splits=("train",)).x_train.flatten(1)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nasforge.checks import check_choice, check_int, check_number, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
@@ -17,30 +18,6 @@ INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaimi
 CLIP_MODES = ("none", "norm", "value")
 
 
-def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
-
-
-def _check_int(field_name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(field_name, value, f"expected an integer >= {low}")
-
-
-def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise _fail(field_name, value, f"expected a finite number in {interval}")
-
-
 @dataclass(kw_only=True)
 class LayerConfig:
     """One hidden layer: ``Linear(units) -> activation -> Dropout(dropout)``."""
@@ -50,9 +27,9 @@ class LayerConfig:
     dropout: float = 0.0         # off by default; the space samples it
 
     def validate(self, where: str) -> None:
-        _check_int(f"{where}.units", self.units, low=1)
-        _check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
-        _check_number(f"{where}.dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_int(f"{where}.units", self.units, low=1)
+        check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
+        check_number(f"{where}.dropout", self.dropout, low=0.0, high=1.0, high_open=True)
 
 
 @dataclass(kw_only=True)
@@ -78,22 +55,22 @@ class MLPConfig:
 
     def __post_init__(self):
         if not isinstance(self.layers, (list, tuple)):
-            raise _fail("layers", self.layers, "expected a list of layers (units, activation, dropout)")
+            raise fail("layers", self.layers, "expected a list of layers (units, activation, dropout)")
         self.layers = [self._layer(i, layer) for i, layer in enumerate(self.layers)]
         if self.n_layers is not None:
-            _check_int("n_layers", self.n_layers, low=0)
+            check_int("n_layers", self.n_layers, low=0)
             if self.n_layers != len(self.layers):
-                raise _fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_int("batch_size", self.batch_size, low=1)
-        _check_choice("init", self.init, INITS)
-        _check_choice("clip", self.clip, CLIP_MODES)
-        _check_number("clip_value", self.clip_value, low=0.0, low_open=True)
+                raise fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_int("batch_size", self.batch_size, low=1)
+        check_choice("init", self.init, INITS)
+        check_choice("clip", self.clip, CLIP_MODES)
+        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
         if self.patience is not None:
-            _check_int("patience", self.patience, low=1)
+            check_int("patience", self.patience, low=1)
 
     @staticmethod
     def _layer(i: int, layer: Any) -> LayerConfig:
@@ -105,7 +82,7 @@ class MLPConfig:
                 raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(valid)}")
             layer = LayerConfig(**layer)
         if not isinstance(layer, LayerConfig):
-            raise _fail(where, layer, "expected a mapping with units, activation, dropout")
+            raise fail(where, layer, "expected a mapping with units, activation, dropout")
         layer.validate(where)
         return layer
 
@@ -178,32 +155,23 @@ class MLPFamily(Family):
         """
         from nasforge import training
 
-        epochs = self._epochs(budget)
+        epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
         data = training.to_tensors(task, device, splits=("train", "val"))
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             momentum=config.momentum, weight_decay=config.weight_decay)
         generator = training.seeded_generator()
-        stopper = training.EarlyStopping(patience=config.patience)
         loss_fn = self._loss_fn(task)
-        best: dict[str, float] = {}
-        epoch = 0
-        for epoch in range(1, epochs + 1):
-            train_loss = training.train_epoch(
-                model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
-                generator=generator, clip=config.clip, clip_value=config.clip_value).item()
-            training.check_finite(train_loss, epoch=epoch)
-            metrics = {"train_loss": train_loss, **self._metrics(model, task, data.x_val, data.y_val, "val")}
-            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
-            reporter.report(epoch, metrics)
-            stop = stopper.step(metrics["val_loss"], model, epoch=epoch)
-            if stopper.best_epoch == epoch:
-                best = metrics
-            if stop:
-                break
-        stopper.restore(model)
-        return {**best, "epochs_trained": epoch}
+
+        def train_one_epoch(epoch: int) -> float:
+            return training.train_epoch(model, optimizer, loss_fn, data.x_train, data.y_train,
+                                        batch_size=config.batch_size, generator=generator, clip=config.clip,
+                                        clip_value=config.clip_value).item()
+
+        return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
+                                   validate=lambda: self._metrics(model, task, data.x_val, data.y_val, "val"),
+                                   patience=config.patience)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss``."""
@@ -214,17 +182,6 @@ class MLPFamily(Family):
         return self._metrics(model, task, x, y, split)
 
     # -- helpers ---------------------------------------------------------------------
-    def _epochs(self, budget: Mapping[str, Any]) -> int:
-        unknown = sorted(set(budget) - {self.budget_unit})
-        if unknown:
-            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
-                              f"{{{self.budget_unit}: N}}")
-        epochs = budget.get(self.budget_unit, self.default_budget)
-        if isinstance(epochs, float) and epochs.is_integer():
-            epochs = int(epochs)
-        _check_int(f"budget.{self.budget_unit}", epochs, low=1)
-        return epochs
-
     @staticmethod
     def _loss_fn(task: Task):
         from torch import nn

@@ -12,11 +12,10 @@ search spaces therefore sample ``replay_ratio`` (gradient steps per env step, Fe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.errors import ConfigError
+from nasforge.checks import check_bool, check_choice, check_int, check_number, fail
 
 ALGORITHMS = ("dqn", "pg")
 PG_VARIANTS = ("reinforce", "actor_critic")
@@ -30,35 +29,6 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "dqn": {"units": 256, "lr": 2.3e-3, "n_envs": 1, "max_grad_norm": 10.0, "activation": "relu"},
     "pg": {"units": 64, "lr": 3e-3, "n_envs": 8, "max_grad_norm": 1.0, "activation": "tanh"},
 }
-
-
-def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
-
-
-def _check_int(field_name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(field_name, value, f"expected an integer >= {low}")
-
-
-def _check_bool(field_name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _fail(field_name, value, "expected true or false")
-
-
-def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise _fail(field_name, value, f"expected a finite number in {interval}")
 
 
 @dataclass(kw_only=True)
@@ -108,52 +78,52 @@ class RLConfig:
     log_std_init: float = 0.0              # continuous actions: initial state-independent log std
 
     def __post_init__(self):
-        _check_choice("algorithm", self.algorithm, ALGORITHMS)
+        check_choice("algorithm", self.algorithm, ALGORITHMS)
         for name, value in ALGORITHM_DEFAULTS[self.algorithm].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        _check_int("n_layers", self.n_layers, low=1)
-        _check_int("units", self.units, low=1)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("gamma", self.gamma, low=0.0, high=1.0)
-        _check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
-        _check_int("n_envs", self.n_envs, low=1)
-        _check_int("n_evals", self.n_evals, low=1)
-        _check_int("eval_episodes", self.eval_episodes, low=1)
-        _check_int("test_episodes", self.test_episodes, low=1)
-        _check_bool("eval_deterministic", self.eval_deterministic)
-        _check_bool("restore_best", self.restore_best)
+        check_int("n_layers", self.n_layers, low=1)
+        check_int("units", self.units, low=1)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("gamma", self.gamma, low=0.0, high=1.0)
+        check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
+        check_int("n_envs", self.n_envs, low=1)
+        check_int("n_evals", self.n_evals, low=1)
+        check_int("eval_episodes", self.eval_episodes, low=1)
+        check_int("test_episodes", self.test_episodes, low=1)
+        check_bool("eval_deterministic", self.eval_deterministic)
+        check_bool("restore_best", self.restore_best)
         # DQN
-        _check_int("buffer_size", self.buffer_size, low=1)
-        _check_int("batch_size", self.batch_size, low=1)
+        check_int("buffer_size", self.buffer_size, low=1)
+        check_int("batch_size", self.batch_size, low=1)
         if self.batch_size > self.buffer_size:
-            raise _fail("batch_size", self.batch_size, f"it must not exceed buffer_size = {self.buffer_size}")
-        _check_int("learning_starts", self.learning_starts, low=0)
-        _check_int("target_update_interval", self.target_update_interval, low=1)
-        _check_int("train_freq", self.train_freq, low=1)
+            raise fail("batch_size", self.batch_size, f"it must not exceed buffer_size = {self.buffer_size}")
+        check_int("learning_starts", self.learning_starts, low=0)
+        check_int("target_update_interval", self.target_update_interval, low=1)
+        check_int("train_freq", self.train_freq, low=1)
         if self.replay_ratio is not None:
-            _check_number("replay_ratio", self.replay_ratio, low=0.0, low_open=True)
+            check_number("replay_ratio", self.replay_ratio, low=0.0, low_open=True)
             if self.gradient_steps is not None:
-                raise _fail("replay_ratio", self.replay_ratio, "give gradient_steps or replay_ratio, not both")
+                raise fail("replay_ratio", self.replay_ratio, "give gradient_steps or replay_ratio, not both")
             self.gradient_steps = max(1, round(self.replay_ratio * self.train_freq))
         elif self.gradient_steps is None:
             self.gradient_steps = 128
-        _check_int("gradient_steps", self.gradient_steps, low=1)
-        _check_number("exploration_fraction", self.exploration_fraction, low=0.0, high=1.0)
-        _check_number("exploration_initial_eps", self.exploration_initial_eps, low=0.0, high=1.0)
-        _check_number("final_eps", self.final_eps, low=0.0, high=1.0)
+        check_int("gradient_steps", self.gradient_steps, low=1)
+        check_number("exploration_fraction", self.exploration_fraction, low=0.0, high=1.0)
+        check_number("exploration_initial_eps", self.exploration_initial_eps, low=0.0, high=1.0)
+        check_number("final_eps", self.final_eps, low=0.0, high=1.0)
         if self.final_eps > self.exploration_initial_eps:
-            raise _fail("final_eps", self.final_eps,
+            raise fail("final_eps", self.final_eps,
                         f"it must not exceed exploration_initial_eps = {self.exploration_initial_eps}")
-        _check_bool("double_dqn", self.double_dqn)
+        check_bool("double_dqn", self.double_dqn)
         # PG
-        _check_choice("pg_variant", self.pg_variant, PG_VARIANTS)
-        _check_choice("baseline", self.baseline, BASELINES)
-        _check_number("baseline_decay", self.baseline_decay, low=0.0, high=1.0, high_open=True)
-        _check_int("n_steps", self.n_steps, low=1)
-        _check_number("gae_lambda", self.gae_lambda, low=0.0, high=1.0)
-        _check_bool("normalize_returns", self.normalize_returns)
-        _check_number("entropy_coef", self.entropy_coef, low=0.0)
-        _check_number("vf_coef", self.vf_coef, low=0.0)
-        _check_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
+        check_choice("pg_variant", self.pg_variant, PG_VARIANTS)
+        check_choice("baseline", self.baseline, BASELINES)
+        check_number("baseline_decay", self.baseline_decay, low=0.0, high=1.0, high_open=True)
+        check_int("n_steps", self.n_steps, low=1)
+        check_number("gae_lambda", self.gae_lambda, low=0.0, high=1.0)
+        check_bool("normalize_returns", self.normalize_returns)
+        check_number("entropy_coef", self.entropy_coef, low=0.0)
+        check_number("vf_coef", self.vf_coef, low=0.0)
+        check_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)

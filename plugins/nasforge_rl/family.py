@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
-from nasforge_rl.config import RLConfig, _check_int
+from nasforge_rl.config import RLConfig
 
 
 class RLFamily(Family):
@@ -106,7 +106,7 @@ class RLFamily(Family):
         from nasforge_rl import evaluation
 
         self.check_config(config, task)
-        steps = self._steps(budget)
+        steps = self.budget_amount(budget)
         device = pick_device()
         model.to(device)
         seed = torch.initial_seed() % 2**63
@@ -164,14 +164,3 @@ class RLFamily(Family):
         from nasforge_rl.pg import train_actor_critic, train_reinforce
 
         return train_reinforce if config.pg_variant == "reinforce" else train_actor_critic
-
-    def _steps(self, budget: Mapping[str, Any]) -> int:
-        unknown = sorted(set(budget) - {self.budget_unit})
-        if unknown:
-            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
-                              f"{{{self.budget_unit}: N}}")
-        steps = budget.get(self.budget_unit, self.default_budget)
-        if isinstance(steps, float) and steps.is_integer():
-            steps = int(steps)
-        _check_int(f"budget.{self.budget_unit}", steps, low=1)
-        return steps

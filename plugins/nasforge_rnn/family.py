@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from nasforge.checks import check_choice, check_int, check_number, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
@@ -16,30 +16,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
 INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
 CLIP_MODES = ("none", "norm", "value")
 SEQUENCE_TASKS = "digits, mnist1d, adding, adding_short, adding_long, majority_tokens"
-
-
-def _fail(field_name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not valid; {expected}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(field_name, value, f"choose one of: {', '.join(choices)}")
-
-
-def _check_int(field_name: str, value: Any, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(field_name, value, f"expected an integer >= {low}")
-
-
-def _check_number(field_name: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise _fail(field_name, value, f"expected a finite number in {interval}")
 
 
 @dataclass(kw_only=True)
@@ -64,28 +40,28 @@ class RNNConfig:
     patience: int | None = 10     # early stopping on val loss; long: gated cells sit on a plateau first
 
     def __post_init__(self):
-        _check_choice("cell", self.cell, CELLS)
-        _check_int("hidden_size", self.hidden_size, low=1)
-        _check_int("n_layers", self.n_layers, low=1)
+        check_choice("cell", self.cell, CELLS)
+        check_int("hidden_size", self.hidden_size, low=1)
+        check_int("n_layers", self.n_layers, low=1)
         if not isinstance(self.bidirectional, bool):
-            raise _fail("bidirectional", self.bidirectional, "expected true or false")
-        _check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
-        _check_int("embedding_dim", self.embedding_dim, low=1)
-        _check_int("tbptt_steps", self.tbptt_steps, low=0)
+            raise fail("bidirectional", self.bidirectional, "expected true or false")
+        check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_int("embedding_dim", self.embedding_dim, low=1)
+        check_int("tbptt_steps", self.tbptt_steps, low=0)
         if self.tbptt_steps and self.bidirectional:
-            raise _fail("tbptt_steps", self.tbptt_steps,
+            raise fail("tbptt_steps", self.tbptt_steps,
                         "truncated BPTT needs bidirectional=False (the backward direction reads the whole "
                         "sequence); use tbptt_steps=0")
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_int("batch_size", self.batch_size, low=1)
-        _check_choice("init", self.init, INITS)
-        _check_choice("clip", self.clip, CLIP_MODES)
-        _check_number("clip_value", self.clip_value, low=0.0, low_open=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_int("batch_size", self.batch_size, low=1)
+        check_choice("init", self.init, INITS)
+        check_choice("clip", self.clip, CLIP_MODES)
+        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
         if self.patience is not None:
-            _check_int("patience", self.patience, low=1)
+            check_int("patience", self.patience, low=1)
 
 
 class RNNFamily(Family):
@@ -170,7 +146,7 @@ class RNNFamily(Family):
         from nasforge import training
         from nasforge_rnn.loop import train_epoch
 
-        epochs = self._epochs(budget)
+        epochs = self.budget_amount(budget)
         self.check_sequence_task(task)
         device = training.pick_device()
         model.to(device)
@@ -178,26 +154,16 @@ class RNNFamily(Family):
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             momentum=config.momentum, weight_decay=config.weight_decay)
         generator = training.seeded_generator()
-        stopper = training.EarlyStopping(patience=config.patience)
         loss_fn = self._loss_fn(task)
-        best: dict[str, float] = {}
-        epoch = 0
-        for epoch in range(1, epochs + 1):
-            train_loss = train_epoch(
-                model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
-                generator=generator, clip=config.clip, clip_value=config.clip_value,
-                tbptt_steps=config.tbptt_steps).item()
-            training.check_finite(train_loss, epoch=epoch)
-            metrics = {"train_loss": train_loss, **self._metrics(model, task, data.x_val, data.y_val, "val")}
-            training.check_finite(metrics["val_loss"], what="validation loss", epoch=epoch)
-            reporter.report(epoch, metrics)
-            stop = stopper.step(metrics["val_loss"], model, epoch=epoch)
-            if stopper.best_epoch == epoch:
-                best = metrics
-            if stop:
-                break
-        stopper.restore(model)
-        return {**best, "epochs_trained": epoch}
+
+        def train_one_epoch(epoch: int) -> float:
+            return train_epoch(model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
+                               generator=generator, clip=config.clip, clip_value=config.clip_value,
+                               tbptt_steps=config.tbptt_steps).item()
+
+        return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
+                                   validate=lambda: self._metrics(model, task, data.x_val, data.y_val, "val"),
+                                   patience=config.patience)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss`` (MSE)."""
@@ -208,17 +174,6 @@ class RNNFamily(Family):
         return self._metrics(model, task, x, y, split)
 
     # -- helpers ---------------------------------------------------------------------
-    def _epochs(self, budget: Mapping[str, Any]) -> int:
-        unknown = sorted(set(budget) - {self.budget_unit})
-        if unknown:
-            raise ConfigError(f"family {self.name!r} has no budget {unknown[0]!r}; its budget is "
-                              f"{{{self.budget_unit}: N}}")
-        epochs = budget.get(self.budget_unit, self.default_budget)
-        if isinstance(epochs, float) and epochs.is_integer():
-            epochs = int(epochs)
-        _check_int(f"budget.{self.budget_unit}", epochs, low=1)
-        return epochs
-
     @staticmethod
     def _loss_fn(task: Task):
         from torch import nn

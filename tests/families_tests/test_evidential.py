@@ -275,9 +275,9 @@ def test_annealing_is_per_step_and_capped(family) -> None:
 @pytest.mark.parametrize("params, message", [
     ({"mode": "segmentation"}, r"mode='segmentation' is not valid; choose one of: regression, classification"),
     ({"evidence": "sigmoid"}, r"evidence='sigmoid' is not valid; choose one of: relu, softplus, exp"),
-    ({"reg_weight": -0.1}, r"reg_weight=-0.1 is not valid; expected a finite number >= 0"),
+    ({"reg_weight": -0.1}, r"reg_weight=-0.1 is not valid; expected a finite number in \[0.0, inf\)"),
     ({"reg_weight": float("nan")}, r"reg_weight=nan is not valid"),
-    ({"lr": 0}, r"lr=0 is not valid; expected a finite number > 0"),
+    ({"lr": 0}, r"lr=0 is not valid; expected a finite number in \(0.0, inf\)"),
     ({"annealing_epochs": -1}, r"annealing_epochs=-1 is not valid; expected an integer >= 0"),
     ({"batch_size": 0}, r"batch_size=0 is not valid"),
     ({"optimizer": "lbfgs"}, r"optimizer='lbfgs' is not valid; choose one of: sgd, adam"),
