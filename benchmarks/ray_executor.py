@@ -205,6 +205,35 @@ def nasforge_ray(family: str, space: dict, n: int, budget: int, tmp: str, *, max
     return list(stamps.times)
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this driver and by Ray's processes, by kind
+    (Linux ``/proc``): where the two cores go when trials run side by side."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == os.getpid():
+            kind = "driver"
+        elif command.startswith("ray::"):
+            kind = "trial workers"
+        elif "raylet" in command or "gcs_server" in command:
+            kind = "raylet+gcs"
+        elif "ray" in command and "python" in command and "/ray/" in command:
+            kind = "ray python daemons"
+        else:
+            continue
+        totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def calibrate(seconds: float) -> int:
     n = 200_000
     while True:
@@ -290,8 +319,17 @@ def throughput(args, tmp: str, stamps: Stamps) -> None:
         what = f"sleep {args.trial_seconds:g} s"
     space = {"params": {"x": {"float": [0.0, 1.0]}, **fixed}}
     rates = {}
+    idle = cpu_seconds()
+    time.sleep(5.0)
+    idle = {k: (v - idle.get(k, 0.0)) / 5.0 for k, v in cpu_seconds().items()}
+    print("  CPU use of an idle Ray (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in idle.items()), flush=True)
     for concurrent in (1, 2):
+        before, started = cpu_seconds(), time.perf_counter()
         times = sorted(nasforge_ray("bench_spin", space, n, 1, tmp, max_concurrent=concurrent, stamps=stamps))
+        wall = time.perf_counter() - started
+        used = {k: (v - before.get(k, 0.0)) / wall for k, v in cpu_seconds().items()}
+        print(f"  CPU use during max_concurrent={concurrent} (cores, over {wall:.0f} s): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in used.items()), flush=True)
         times = times[concurrent - 1:]
         rates[concurrent] = (len(times) - 1) / (times[-1] - times[0])
         print(f"  max_concurrent={concurrent}: {rates[concurrent]:.3f} trials/s "

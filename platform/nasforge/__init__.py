@@ -5,10 +5,13 @@ Heavy packages (torch, optuna, mlflow) are imported only when a search runs.
 
 from nasforge.errors import (
     ConfigError,
+    ExportError,
     NasforgeError,
     RegistrationError,
+    ScaffoldError,
     SpaceError,
     SpecError,
+    StoreError,
     TrialPruned,
     UnknownNameError,
 )
@@ -31,6 +34,7 @@ def search(family, **kwargs):
 
 __all__ = [
     "ConfigError",
+    "ExportError",
     "Family",
     "NasforgeError",
     "NullReporter",
@@ -38,9 +42,11 @@ __all__ = [
     "PrunerDef",
     "RegistrationError",
     "Reporter",
+    "ScaffoldError",
     "SearchSpace",
     "SpaceError",
     "SpecError",
+    "StoreError",
     "StrategyDef",
     "Task",
     "TaskDef",

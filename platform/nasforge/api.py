@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from nasforge.result import SearchResult
 from nasforge.space import SearchSpace
@@ -14,7 +14,7 @@ def search(
     *,
     task: str | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
-    strategy: str = "tpe",
+    strategy: str | Sequence[str] = "tpe",
     pruner: str | None = None,
     objective: Any = None,
     budget: Mapping[str, int] | int | None = None,
@@ -30,6 +30,7 @@ def search(
     resume: bool = False,
     run_dir: str | Path = "nasforge_runs",
     save_models: bool = True,
+    plots: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
     pruner_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
@@ -50,7 +51,11 @@ def search(
         space: a shipped space name, a YAML path, a dict or a :class:`SearchSpace`;
             defaults to the family's own space.
         strategy: ``random``, ``tpe``, ``cmaes``, ``gp``, ``grid``, ``bruteforce``, ``qmc``,
-            ``nsga2`` or a plugin's strategy.
+            ``nsga2``, ``evolution``, ``controller`` or a plugin's strategy; a list of them
+            (``["controller", "tpe", "random"]``) runs them side by side on the same workers,
+            sharing ``trials`` (the first ones get the remainder), each trial tagged with its
+            strategy; ``result.strategy_summary()`` compares them. ``strategy_options`` then maps
+            each strategy to its options (``{"tpe": {"n_startup_trials": 5}}``).
         pruner: ``none`` (default), ``median``, ``percentile``, ``sha``, ``hyperband``.
         objective: a metric name, ``{"metric": ..., "direction": ...}`` or a list of them
             (several objectives make a multi-objective search). Defaults to the family's.
@@ -75,6 +80,7 @@ def search(
             name, the latest study of this family and task is continued.
         resume: continue an interrupted study to ``trials`` without repeating finished ones.
         save_models: save each trial's weights (needed for ``best_model()``).
+        plots: log the summary plots (history, importances, ...) on the parent run at the end.
         progress: show a progress bar.
 
     Example:
@@ -89,7 +95,7 @@ def search(
         family, task=task, space=space, strategy=strategy, pruner=pruner, objective=objective,
         budget=budget, trials=trials, seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend,
         tracking_uri=tracking_uri, experiment=experiment, storage=storage, study_name=study_name,
-        resume=resume, run_dir=run_dir, save_models=save_models, strategy_options=strategy_options,
+        resume=resume, run_dir=run_dir, save_models=save_models, plots=plots, strategy_options=strategy_options,
         pruner_options=pruner_options, tags=tags, address=address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
         scheduler_options=scheduler_options, max_failures=max_failures,

@@ -1,4 +1,4 @@
-"""The ``nasforge`` command: ``search``, ``plugins``, ``spaces``, ``ui``.
+"""The ``nasforge`` command: ``search``, ``plugins``, ``spaces``, ``ui``, ``export``, ``new-plugin``.
 
 argparse only at import time, so ``nasforge --help`` answers without loading torch.
 """
@@ -24,7 +24,11 @@ def _options(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise NasforgeError(f"{flag} expects key=value, got {pair!r}")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:  # e.g. an unclosed [ or a !!python tag
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise NasforgeError(f"{flag} {pair!r}: the value is not a plain YAML value ({problem})") from None
     return out
 
 
@@ -45,10 +49,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     objective = _objectives(args.objective, args.direction)
     result = search(
-        args.family, task=args.task, space=args.space, strategy=args.strategy, pruner=args.pruner,
+        args.family, task=args.task, space=args.space, pruner=args.pruner,
+        strategy=args.strategy[0] if len(args.strategy) == 1 else args.strategy,
         objective=objective, budget=args.budget, trials=args.trials, seed=args.seed, timeout=args.timeout,
         n_jobs=args.n_jobs, tracking_uri=args.tracking_uri, experiment=args.experiment,
-        storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir,
+        storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir, plots=not args.no_plots,
         strategy_options=_options(args.strategy_option, "--strategy-option"),
         pruner_options=_options(args.pruner_option, "--pruner-option"), progress=not args.quiet,
         backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
@@ -72,13 +77,14 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         obj = spec.objectives[0]
         sign = -1 if obj.direction == "maximize" else 1
         ranked = result.best_trials if spec.multi_objective else sorted(done, key=lambda t: sign * t.values[0])
-        headers = ["trial"] + [o.metric for o in spec.objectives] + ["n_params", "params"]
+        headers = ["trial"] + (["strategy"] if spec.side_by_side else []) + [o.metric for o in spec.objectives] \
+            + ["n_params", "params"]
         rows = []
         for t in ranked[:top]:
             params = json.dumps(spec.space.config_from_flat(t.params), separators=(",", ":"))
             metrics = t.user_attrs.get("metrics", {})
-            rows.append([str(t.number)] + [f"{v:.4f}" for v in t.values]
-                        + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
+            rows.append([str(t.number)] + ([str(t.user_attrs.get("strategy", ""))] if spec.side_by_side else [])
+                        + [f"{v:.4f}" for v in t.values] + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
         title = "Pareto front" if spec.multi_objective else f"best {min(top, len(ranked))} trials"
         print(title + ":", file=file)
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -87,6 +93,11 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         if result.test_metrics:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
             print(f"best trial {result.best_trial.number} on the test split: {shown}", file=file)
+    if spec.side_by_side:
+        from nasforge.side_by_side import format_table
+
+        print("strategies side by side (* found the best; found at = its k-th of its trials):", file=file)
+        print("\n".join(format_table(result)), file=file)
     print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
     print(f"open the UI: {result.ui_command}", file=file)
 
@@ -122,7 +133,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """Run the MLflow UI on 127.0.0.1 (or --host) for the search store."""
     from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
 
-    uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
+    try:
+        uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
+    except ValueError as exc:
+        raise NasforgeError(f"--tracking-uri: {exc}") from None
+    if not 0 < args.port < 65536:
+        raise NasforgeError(f"--port must be in 1-65535, got {args.port}")
     mlflow = shutil.which("mlflow") or None
     command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + [
         "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
@@ -132,8 +148,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a finished search's best model (MLflow model, .pt2, TorchScript); optionally register it."""
+    from nasforge.export import DEFAULT_FORMATS, export_run
+
+    exported = export_run(args.path, tracking_uri=args.tracking_uri, run_id=args.run_id, experiment=args.experiment,
+                          formats=args.format or DEFAULT_FORMATS, register_as=args.register, overwrite=args.overwrite)
+    print(f"search run {exported.search_run_id}, best trial run {exported.trial_run_id}")
+    for fmt, path in exported.files.items():
+        print(f"  {fmt:<12} {path}")
+    if exported.registered:
+        print(f"registered as {exported.registered}")
+    return 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    """Write a pip-installable plugin package with a family, its space and a contract test."""
+    from nasforge.scaffold import new_plugin
+
+    root = new_plugin(args.name, directory=args.dir)
+    print(f"created {root}\nnext: pip install -e {root} && python -m pytest {root / 'tests'} "
+          f"&& nasforge search {args.name} --task digits --trials 5")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: what is wrong, and where the usage is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(message: str) -> str:
+    """Line breaks (a user's value may hold one) would split the error over several lines."""
+    return " ".join(message.splitlines())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasforge", description="Neural architecture and hyper-parameter "
+    parser = _Parser(prog="nasforge", description="Neural architecture and hyper-parameter "
                                      "search on PyTorch, Optuna and MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -141,8 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("family", help="model family (see `nasforge plugins`)")
     s.add_argument("--task", help="task name (digits, breast_cancer, diabetes, ...)")
     s.add_argument("--space", help="shipped space name or YAML path (default: the family's own)")
-    s.add_argument("--strategy", default="tpe", help="random, tpe, cmaes, gp, grid, bruteforce, qmc, nsga2")
-    s.add_argument("--strategy-option", action="append", metavar="KEY=VALUE", help="sampler option (repeatable)")
+    s.add_argument("--strategy", nargs="+", default=["tpe"], metavar="NAME",
+                   help="random, tpe, cmaes, gp, grid, bruteforce, qmc, nsga2, evolution, controller; several "
+                        "(--strategy controller tpe random) run side by side, sharing --trials and the workers")
+    s.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
+                   help="sampler option (repeatable); with several strategies NAME.KEY=VALUE")
     s.add_argument("--pruner", default=None, help="none, median, percentile, sha, hyperband")
     s.add_argument("--pruner-option", action="append", metavar="KEY=VALUE", help="pruner option (repeatable)")
     s.add_argument("--objective", action="append", metavar="METRIC",
@@ -160,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", default=None)
     s.add_argument("--resume", action="store_true", help="continue an interrupted study to --trials")
     s.add_argument("--run-dir", default="nasforge_runs")
+    s.add_argument("--no-plots", action="store_true", help="skip the summary plots logged on the parent run")
     r = s.add_argument_group("backend", "where trials run; the options after --backend apply to --backend ray")
     r.add_argument("--backend", default="local", help="local (this process, default) or ray (Ray Tune)")
     r.add_argument("--address", default=None, help="Ray cluster to join: auto or host:port (default: a local Ray)")
@@ -186,6 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=cmd_ui)
+
+    e = sub.add_parser("export", help="write a finished search's best model (MLflow model, .pt2, TorchScript)",
+                       description="Write the best model of a finished search to PATH: an MLflow model directory "
+                       "(mlflow_model/), a torch.export file (model.pt2) and/or TorchScript (model.torchscript.pt), "
+                       "plus export.json. The search is its parent run id (the run named after the study; printed "
+                       "at the end of `nasforge search`) or, without --run-id, the latest finished search of "
+                       "--experiment (of the whole store without it).")
+    e.add_argument("path", help="directory to write (new or empty, or --overwrite)")
+    e.add_argument("--run-id", default="latest", help="the search's parent run id (default: latest)")
+    e.add_argument("--experiment", default=None, help="take the latest search of this experiment (e.g. mlp-digits)")
+    e.add_argument("--tracking-uri", default=None, help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    e.add_argument("--format", action="append", metavar="FORMAT",
+                   help="mlflow, pt2, torchscript (repeatable; default: mlflow and pt2)")
+    e.add_argument("--register", metavar="NAME", default=None,
+                   help="also register the model in the store's model registry (models:/NAME/<version>)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier export in PATH")
+    e.set_defaults(func=cmd_export)
+
+    n = sub.add_parser("new-plugin", help="create a pip-installable plugin package with a new family",
+                       description="Create DIR (default ./nasforge-NAME): pyproject.toml with a `nasforge` entry "
+                       "point, package nasforge_NAME with a family class and its default search space, and a "
+                       "test running nasforge's family contract.")
+    n.add_argument("name", help="family name: lowercase letters, digits and _, starting with a letter")
+    n.add_argument("--dir", default=None, help="directory to create (default ./nasforge-NAME)")
+    n.set_defaults(func=cmd_new_plugin)
     return parser
 
 
@@ -195,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasforgeError as exc:
-        print(f"nasforge: error: {exc}", file=sys.stderr)
+        print(f"nasforge: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -45,5 +45,17 @@ class ConfigError(NasforgeError, ValueError):
     """A configuration a family cannot build, or a task it cannot handle."""
 
 
+class StoreError(NasforgeError):
+    """The MLflow store or the Optuna storage cannot be reached or written."""
+
+
+class ExportError(NasforgeError, ValueError):
+    """An export that cannot be done (bad format, occupied path, no saved weights, unknown run)."""
+
+
+class ScaffoldError(NasforgeError, ValueError):
+    """A plugin that cannot be created (bad name, taken name, occupied directory)."""
+
+
 class TrialPruned(NasforgeError):
     """Raised inside a trial when the pruner stops it early."""

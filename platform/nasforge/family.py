@@ -23,6 +23,19 @@ class Reporter(abc.ABC):
     def log_figure(self, figure: Any, name: str) -> None:
         """Attach a matplotlib figure as a PNG."""
 
+    # -- checkpoints (used by schedulers that pause or copy trials: scheduler="pbt") ----
+    def checkpoint_due(self, step: int) -> bool:
+        """True when the trial should call :meth:`save_checkpoint` before reporting ``step``."""
+        return False
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Keep ``state`` (tensors, numbers, strings, nested dicts: loadable with ``weights_only=True``)
+        as the trial's latest checkpoint; it travels with the next :meth:`report`."""
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The state to resume from (this trial's own, or under PBT a stronger trial's), or None."""
+        return None
+
 
 class NullReporter(Reporter):
     """Keeps what was reported in memory; for tests and for fitting outside a search."""
@@ -48,6 +61,12 @@ class Family(abc.ABC):
     default_space: ClassVar[str]          # name of a YAML file in ``search_spaces/`` or a path
     budget_unit: ClassVar[str] = "epochs"
     default_budget: ClassVar[int] = 20
+    # ``fit`` resumes from ``reporter.load_checkpoint()`` and saves when ``reporter.checkpoint_due``
+    # (needed by scheduler="pbt"); families on ``training.fit_epochs(optimizer=...)`` get it free.
+    supports_checkpoints: ClassVar[bool] = False
+    # Config fields that may change between two epochs of a built model (PBT mutates only these):
+    # optimizer settings, never a field that shapes the module (units, dropout, layers...).
+    training_hyperparameters: ClassVar[tuple[str, ...]] = ()
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod

@@ -58,7 +58,8 @@ class SearchResult:
     @property
     def best_params(self) -> dict[str, Any]:
         """The best configuration, nested as the family receives it."""
-        return self.spec.space.config_from_flat(self.best_trial.params)
+        best = self.best_trial   # under PBT its config may have changed while it trained: final_params
+        return self.spec.space.config_from_flat(best.user_attrs.get("final_params", best.params))
 
     @property
     def best_value(self) -> float:
@@ -72,6 +73,23 @@ class SearchResult:
         """Every trial as a pandas DataFrame (Optuna's columns)."""
         return self.study.trials_dataframe()
 
+    # -- strategies side by side -------------------------------------------------------
+    @property
+    def by_strategy(self) -> dict:
+        """strategy -> its part of the search (trials, best trial, summary row); one entry for
+        a single strategy. See :class:`nasforge.side_by_side.StrategyResult`."""
+        from nasforge.side_by_side import by_strategy
+
+        return by_strategy(self)
+
+    def strategy_summary(self):
+        """One row per strategy (pandas DataFrame): trials, complete/pruned/failed, best value, best
+        trial, ``best_at`` (its best was the k-th of its ``trials``) and ``time_to_best_s`` (wall time
+        from the search's first trial to the end of that best trial)."""
+        import pandas as pd
+
+        return pd.DataFrame([part.summary for part in self.by_strategy.values()])
+
     # -- the model -------------------------------------------------------------------
     def best_model(self):
         """The best trial's trained ``torch.nn.Module`` (weights loaded with ``weights_only=True``)."""
@@ -80,6 +98,18 @@ class SearchResult:
 
             self._model = rebuild_model(self.spec, self.best_trial)
         return self._model
+
+    def export(self, path, *, formats=("mlflow", "pt2"), register_as: str | None = None,
+               overwrite: bool = False):
+        """Write the best model to the directory ``path``; see :mod:`nasforge.export`.
+
+        ``formats``: any of ``"mlflow"`` (an MLflow model directory), ``"pt2"`` (``torch.export``)
+        and ``"torchscript"``. ``register_as="NAME"`` also registers the search's logged model in
+        the store's model registry (``models:/NAME/<version>``). Returns an ``ExportedModel``.
+        """
+        from nasforge.export import export_result
+
+        return export_result(self, path, formats=formats, register_as=register_as, overwrite=overwrite)
 
     # -- where to look ---------------------------------------------------------------
     @property

@@ -14,7 +14,7 @@ from nasforge.plugins import get_registry
 from nasforge.result import SearchResult
 from nasforge.spec import SearchSpec, make_pruner, make_sampler
 from nasforge.tracking import Tracker
-from nasforge.trial import COMPLETE, FAILED, PRUNED, TrialContext, TrialOutcome, load_task, load_weights
+from nasforge.trial import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialContext, TrialOutcome, load_task, load_weights
 
 STUDY_ATTRS = ("family", "task", "strategy", "experiment")
 
@@ -25,10 +25,14 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_mlflow()
-    tracker = Tracker.for_experiment(tracking_uri=spec.tracking_uri, experiment=spec.experiment)
+    from nasforge.preflight import check_stores
+    from nasforge.store_guard import backfill_runs, check_no_failure, stop_study
+
+    tracker = check_stores(spec)  # a store that cannot be written stops here, before any trial
     study = _open_study(spec)
     parent_run_id = _open_parent_run(spec, study, tracker)
     if spec.resume:
+        backfill_runs(spec, study, tracker, parent_run_id)  # runs the store missed while it was down
         recover_interrupted(study, tracker)
         tracker.close_running_children(parent_run_id, "interrupted (process killed)")
     done = count_done(study)
@@ -42,16 +46,23 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     monitor = _Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:
         execute = executor(spec.backend)
+        tracker.arm(stop_study(study))  # a failing MLflow write now stops the search, results kept
         execute(spec, study=study, context=context, n_trials=remaining, tracker=tracker,
                 on_outcome=monitor.on_outcome)
     except KeyboardInterrupt:
+        tracker.disarm()
         monitor.close()
-        tracker.end_run(parent_run_id, "KILLED", tags={"status_reason": "interrupted; resume with resume=True"})
-        print(f"\ninterrupted: {count_done(study)} of {spec.trials} trials done. Continue with "
+        try:
+            tracker.end_run(parent_run_id, "KILLED", tags={"status_reason": "interrupted; resume with resume=True"})
+            done = count_done(study)
+        except Exception as exc:  # the store is unreachable: still say how to go on
+            print(f"could not close the parent run {parent_run_id}: {exc}", file=sys.stderr)
+        print(f"\ninterrupted: {done} of {spec.trials} trials done. Continue with "
               f"resume=True, study_name={study.study_name!r} (CLI: --resume --study-name {study.study_name})",
               file=sys.stderr)
         raise
     monitor.close()
+    check_no_failure(tracker, spec, study, count_done(study), parent_run_id)
     result = SearchResult(spec=spec, study=study, parent_run_id=parent_run_id,
                           experiment_id=tracker.experiment_id)
     _finish(result, tracker)
@@ -88,7 +99,8 @@ def _open_study(spec: SearchSpec):
     name = spec.study_name
     if name is None and spec.resume:
         mine = [s for s in existing.values()
-                if all(s.user_attrs.get(k) == getattr(spec, k) for k in ("family", "task", "experiment"))]
+                if all(s.user_attrs.get(k) == getattr(spec, k) for k in ("family", "task", "experiment"))
+                and s.user_attrs.get("strategies") == _side_by_side_attr(spec)]
         if not mine:
             raise SpecError(f"nothing to resume: no {spec.family}/{spec.task} study in {spec.storage}")
         name = max(mine, key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id)).study_name
@@ -109,17 +121,28 @@ def _open_study(spec: SearchSpec):
             if attrs.get(key) not in (None, getattr(spec, key)):
                 raise SpecError(f"study {name!r} is a {attrs.get('family')}/{attrs.get('task')} search; "
                                 f"cannot resume it as {spec.family}/{spec.task}")
+        if attrs.get("strategies") != _side_by_side_attr(spec):
+            ran = ", ".join(attrs.get("strategies") or [str(attrs.get("strategy"))])
+            raise SpecError(f"study {name!r} ran strategy {ran}; resume it with the same strategy list, "
+                            f"not {', '.join(spec.strategies)}")
         directions = [d.name.lower() for d in existing[name].directions]
         if directions != spec.directions:
             raise SpecError(f"study {name!r} has directions {directions}, the spec asks for {spec.directions}")
 
     study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions,
                                 sampler=make_sampler(spec), pruner=make_pruner(spec), load_if_exists=True)
+    if name in existing and existing[name].n_trials:
+        # Resumed: seeded as before, the sampler would replay the draws of the interrupted process
+        # and sample the same configurations again. Samplers whose draws are keyed by trial number
+        # (evolution, controller) or kept in the storage (QMC) are unchanged by this.
+        study.sampler.reseed_rng()
     if "family" not in study.user_attrs:
         for key in STUDY_ATTRS:
             study.set_user_attr(key, getattr(spec, key))
         study.set_user_attr("objectives", [[o.metric, o.direction] for o in spec.objectives])
         study.set_user_attr("space", spec.space.source)
+        if spec.side_by_side:
+            study.set_user_attr("strategies", list(spec.strategies))
     return study
 
 
@@ -133,6 +156,11 @@ def _storage(url: str):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return url
+
+
+def _side_by_side_attr(spec: SearchSpec) -> list[str] | None:
+    """The study attribute ``strategies`` of a side-by-side search (None for one strategy)."""
+    return list(spec.strategies) if spec.side_by_side else None
 
 
 def count_done(study) -> int:
@@ -156,6 +184,9 @@ def recover_interrupted(study, tracker: Tracker) -> None:
         run_id = trial.user_attrs.get("mlflow_run_id")
         run = tracker.get_run(run_id) if run_id else None
         status = run.data.tags.get("nasforge_status") if run else None
+        if status in MLFLOW_STATUS and run.info.status == "RUNNING":
+            # killed between the run's closing tags and its end: end it the way the trial ended
+            tracker.end_run(run_id, MLFLOW_STATUS[status])
         if status == COMPLETE:
             metrics = run.data.metrics
             values = [metrics.get(o[0]) for o in study.user_attrs.get("objectives", [])]
@@ -189,10 +220,16 @@ def _open_parent_run(spec: SearchSpec, study, tracker: Tracker) -> str:
     tags = {"family": spec.family, "task": spec.task, "strategy": spec.strategy, "seed": spec.seed,
             "backend": spec.backend, "study": study.study_name, "plugin": plugin,
             "plugin_version": plugin_version, "nasforge_role": "search",
+            **({"strategies": ",".join(spec.strategies)} if spec.side_by_side else {}),
             "plugins": ", ".join(f"{i.distribution}=={i.version}" for i in registry.plugin_infos()
                                  if i.distribution != "(registered at run time)"),
             **spec.tags}
-    run_id = tracker.start_run(name=study.study_name, tags=tags, params=spec.summary())
+    orphan = _orphan_parent_run(spec, study, tracker) if spec.resume else None
+    if orphan is not None:  # a killed process created it, then died before the study recorded it
+        run_id = orphan.info.run_id
+        tracker.log(run_id, params={k: v for k, v in spec.summary().items() if k not in orphan.data.params})
+    else:
+        run_id = tracker.start_run(name=study.study_name, tags=tags, params=spec.summary())
     import yaml
 
     tracker.log_text(run_id, yaml.safe_dump(dict(spec.space.raw), sort_keys=False), "search_space.yaml")
@@ -202,6 +239,21 @@ def _open_parent_run(spec: SearchSpec, study, tracker: Tracker) -> str:
     return run_id
 
 
+def _orphan_parent_run(spec: SearchSpec, study, tracker: Tracker):
+    """This study's parent run if one is RUNNING but the study does not know it (or None)."""
+    from nasforge.tracking import PARENT_TAG
+
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], max_results=1000,
+        filter_string="tags.nasforge_role = 'search' and attributes.status = 'RUNNING'")
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        if tags.get("study") == study.study_name and PARENT_TAG not in tags \
+                and params.get("storage", spec.storage) == spec.storage:
+            return run
+    return None
+
+
 # -- the end ---------------------------------------------------------------------------
 def rebuild_model(spec: SearchSpec, trial):
     """Build the family's module for ``trial`` and load its saved weights."""
@@ -209,7 +261,8 @@ def rebuild_model(spec: SearchSpec, trial):
         raise ValueError("this search ran with save_models=False: no trial weights were saved")
     family = get_registry().get("family", spec.family)
     task = load_task(spec.task, spec.seed)
-    model = family.build(family.make_config(spec.space.config_from_flat(trial.params)), task)
+    params = trial.user_attrs.get("final_params", trial.params)   # PBT: the config the weights ended in
+    model = family.build(family.make_config(spec.space.config_from_flat(params)), task)
     tracker = Tracker(tracking_uri=spec.tracking_uri, experiment_id="")
     model.load_state_dict(load_weights(tracker, trial.user_attrs["mlflow_run_id"]))
     model.eval()
@@ -217,7 +270,7 @@ def rebuild_model(spec: SearchSpec, trial):
 
 
 def _finish(result: SearchResult, tracker: Tracker) -> None:
-    spec, study, run_id = result.spec, result.study, result.parent_run_id
+    spec, run_id = result.spec, result.parent_run_id
     trials = result.trials
     counts = {s: sum(1 for t in trials if t.state.name == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
     summary: dict[str, float] = {f"n_{k.lower()}": v for k, v in counts.items()}
@@ -228,32 +281,45 @@ def _finish(result: SearchResult, tracker: Tracker) -> None:
             summary[f"best_{obj.metric}"] = value
         tags.update(best_trial=best.number, best_run_id=best.user_attrs.get("mlflow_run_id", ""),
                     best_params=json.dumps(result.best_params))
-        if spec.save_models:
+        if spec.save_models and best.user_attrs.get("mlflow_run_id"):  # no run: weights lost with the store
             model = result.best_model()
             family = get_registry().get("family", spec.family)
             task = load_task(spec.task, spec.seed)
             result.test_metrics = dict(family.evaluate(model, task, "test"))
             summary.update(result.test_metrics)
-            result.model_uri = _log_model(tracker, run_id, model, family.example_input(task))
+            result.model_uri = _log_model(tracker, run_id, model, family.example_input(task), trial_number=best.number)
     tracker.log(run_id, metrics=summary, tags=tags)
+    if spec.side_by_side:
+        from nasforge.side_by_side import log_strategies
+
+        log_strategies(result, tracker)
     try:
         tracker.log_text(run_id, result.trials_dataframe().to_csv(index=False), "trials.csv")
     except Exception:  # pandas missing or an exotic value: the table is a convenience
         pass
+    if spec.plots:
+        from nasforge.plots import log_summary_plots
+
+        log_summary_plots(result, tracker)  # never raises: a failed plot is a warning + plots/notes.txt
     tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})
 
 
-def _log_model(tracker: Tracker, run_id: str, model, example) -> str:
+def _log_model(tracker: Tracker, run_id: str, model, example, *, trial_number: int | None = None) -> str:
     """Log the model on the parent run as an MLflow PyTorch model (torch.export format).
 
     ``pt2`` loads back without unpickling arbitrary code; ``mlflow.pytorch.load_model``
-    returns a ``torch.fx.GraphModule`` with the same weights and outputs.
+    returns a ``torch.fx.GraphModule`` with the same weights and outputs. A search resumed
+    after it was killed in here reuses the model it logged for the same best trial.
     """
     import warnings
 
     import mlflow
     import numpy as np
     import torch
+
+    logged = _logged_model(tracker, run_id, trial_number)
+    if logged is not None:
+        return logged
 
     # Naming the requirement skips MLflow's slow inference (it imports the model in a subprocess).
     requirements = [f"torch=={torch.__version__.split('+')[0]}"]
@@ -265,10 +331,30 @@ def _log_model(tracker: Tracker, run_id: str, model, example) -> str:
             with mlflow.start_run(run_id=run_id, nested=True):
                 info = mlflow.pytorch.log_model(model, name="model", serialization_format="pt2",
                                                 input_example=np.asarray(example, dtype=np.float32),
-                                                pip_requirements=requirements)
+                                                pip_requirements=requirements,
+                                                tags={MODEL_TRIAL_TAG: str(trial_number)})
     finally:
         mlflow.set_tracking_uri(previous)
     return info.model_uri
+
+
+MODEL_TRIAL_TAG = "nasforge_trial"
+
+
+def _logged_model(tracker: Tracker, run_id: str, trial_number: int | None) -> str | None:
+    """The URI of the READY model the run logged for ``trial_number`` before, if any; a model
+    left PENDING (the process was killed while logging it) is marked FAILED."""
+    from mlflow.entities import LoggedModelStatus
+
+    found = None
+    for logged in tracker.client.search_logged_models([tracker.experiment_id],
+                                                      filter_string=f"source_run_id = '{run_id}'"):
+        if logged.status == LoggedModelStatus.PENDING:
+            tracker.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        elif (logged.status == LoggedModelStatus.READY and trial_number is not None
+              and logged.tags.get(MODEL_TRIAL_TAG) == str(trial_number)):
+            found = found or logged.model_uri
+    return found
 
 
 # -- progress --------------------------------------------------------------------------

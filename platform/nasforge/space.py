@@ -26,6 +26,7 @@ with dots (``layers.0.units``), which is what Optuna and MLflow see.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Union
@@ -36,6 +37,14 @@ Scalar = Union[str, int, float, bool, None]
 SCALAR_TYPES = (str, int, float, bool, type(None))
 DIRECTIONS = ("maximize", "minimize")
 TOP_LEVEL_KEYS = ("family", "objective", "budget", "params", "description")
+# Limits that keep a malformed space from exhausting memory or time (far above any real space).
+MAX_INT = 2**53              # Optuna keeps parameter values as float64: larger integers lose digits
+MAX_REPEAT = 1000            # copies of a repeated block
+MAX_FLAT_PARAMS = 10_000     # leaf parameters once repeated blocks are expanded
+MAX_GRID_VALUES = 100_000    # values of one parameter in a grid
+MAX_GRID_POINTS = 1_000_000  # configurations in a grid (Optuna's GridSampler lists them all)
+MAX_STEPS = 10**12           # (high - low) / step of a stepped float (Optuna rounds it with decimals)
+SHIPPED_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class IntParam(Param):
     step: int = 1
 
     def grid(self) -> list[int]:
+        _check_grid_size((self.high - self.low) // self.step + 1, self.name)
         return list(range(self.low, self.high + 1, self.step))
 
 
@@ -79,6 +89,7 @@ class FloatParam(Param):
                 path=self.name,
             )
         n = int(math.floor((self.high - self.low) / self.step + 1e-9))
+        _check_grid_size(n + 1, self.name)
         return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
 
@@ -168,15 +179,23 @@ class SearchSpace:
         """Load a shipped space by name (``"mlp"``) or a YAML file by path."""
         import yaml
 
+        if not isinstance(name_or_path, (str, Path)):
+            raise SpaceError(f"a search space is a shipped name or a YAML path, got {name_or_path!r}")
         path = Path(name_or_path)
-        if path.suffix in (".yaml", ".yml") or path.exists():
-            if not path.is_file():
-                raise SpaceError(f"search-space file not found: {path}")
-            text, source = path.read_text(), str(path)
-        else:
-            text, source = _read_shipped(str(name_or_path)), f"{name_or_path}.yaml (shipped)"
+        try:
+            if path.suffix in (".yaml", ".yml") or path.exists() or not SHIPPED_NAME.fullmatch(str(name_or_path)):
+                if not path.is_file():
+                    raise SpaceError(f"search-space file not found: {path} (shipped spaces: "
+                                     f"{', '.join(shipped_space_names())})")
+                text, source = path.read_text(encoding="utf-8"), str(path)
+            else:
+                text, source = _read_shipped(str(name_or_path)), f"{name_or_path}.yaml (shipped)"
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, a NUL in the path, a name too long
+            raise SpaceError(f"cannot read the search space {str(name_or_path)!r}: {exc}") from None
         try:
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise SpaceError("invalid YAML: nested too deeply", source=source) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -200,16 +219,26 @@ class SearchSpace:
         family = data.get("family")
         if family is not None and not isinstance(family, str):
             raise SpaceError("must be a family name (a string)", source=source, path="family")
-        budget = data.get("budget") or {}
+        if not isinstance(data.get("description", ""), (str, type(None))):
+            raise SpaceError("must be a string", source=source, path="description")
+        budget = data.get("budget")
+        budget = {} if budget is None else budget
         if not isinstance(budget, Mapping):
-            raise SpaceError("must be a mapping like {epochs: 20}", source=source, path="budget")
+            raise SpaceError(f"must be a mapping like {{epochs: 20}}, got {budget!r}", source=source, path="budget")
         for key, value in budget.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if not isinstance(key, str):
+                raise SpaceError(f"a budget key must be a unit name like 'epochs', got {key!r}", source=source,
+                                 path="budget")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value <= 0:
                 raise SpaceError(f"must be a positive number, got {value!r}", source=source, path=f"budget.{key}")
         objectives = parse_objectives(data.get("objective"), source=source)
         params = _parse_params(data["params"], source=source, prefix="params", outer={})
         if not params:
             raise SpaceError("a search space needs at least one parameter", source=source, path="params")
+        n_flat = _count_flat(params)
+        if n_flat > MAX_FLAT_PARAMS:
+            raise SpaceError(f"expands to {n_flat} parameters once repeated blocks are unrolled; at most "
+                             f"{MAX_FLAT_PARAMS} are allowed", source=source, path="params")
         return cls(params=params, family=family, objectives=objectives, budget=dict(budget),
                    source=source, raw=dict(data))
 
@@ -241,13 +270,18 @@ class SearchSpace:
     def grid(self) -> dict[str, list[Any]]:
         """Flat name -> every value, for grid search; fails on continuous parameters."""
         out = {}
-        for flat_name, param in self.iter_flat():
-            if isinstance(param, FixedParam):
-                continue
+        points = 1
+        searched = [(n, p) for n, p in self.iter_flat() if not isinstance(p, FixedParam)]
+        continuous = [(n, p) for n, p in searched if isinstance(p, FloatParam) and p.step is None]
+        for flat_name, param in continuous[:1] + searched:  # a continuous parameter is the first thing to say
             try:
                 out[flat_name] = param.grid()
             except SpaceError as exc:
                 raise SpaceError(str(exc).split(": ", 1)[-1], source=self.source, path=flat_name) from None
+            points *= max(len(out[flat_name]), 1)
+            if points > MAX_GRID_POINTS:
+                raise SpaceError(f"the grid has more than {MAX_GRID_POINTS:,} configurations (at {flat_name}); "
+                                 "use fewer values, steps or repeats, or another strategy", source=self.source)
         return out
 
     def iter_flat(self) -> Iterator[tuple[str, Param]]:
@@ -273,6 +307,8 @@ def shipped_space_names() -> list[str]:
 def _read_shipped(name: str) -> str:
     from importlib.resources import files
 
+    if not SHIPPED_NAME.fullmatch(name):  # no path separators: shipped names never leave the package
+        raise UnknownNameError("search space", name, shipped_space_names())
     resource = files("nasforge.search_spaces").joinpath(f"{name}.yaml")
     if not resource.is_file():
         raise UnknownNameError("search space", name, shipped_space_names())
@@ -362,13 +398,19 @@ def _parse_param(name: str, spec: Any, *, source: str, path: str, scope: dict[st
         for v in value:
             if not isinstance(v, SCALAR_TYPES):
                 raise fail(f"choices must be strings, numbers, booleans or null, got {v!r}", "choice")
-        if len(set(map(repr, value))) != len(value):
-            raise fail("choices must be distinct", "choice")
+            if isinstance(v, float) and math.isnan(v):
+                raise fail("a choice cannot be NaN (it equals nothing, not even itself)", "choice")
+            if isinstance(v, int) and abs(v) > 1e308:  # Optuna compares choices as floats
+                raise fail(f"the choice {_short(v)} is too large a number", "choice")
+        for i, v in enumerate(value):
+            same = [w for w in value[:i] if w == v]  # 1, 1.0 and true are one value to Optuna
+            if same:
+                raise fail(f"choices must be distinct: {same[0]!r} and {v!r} are equal", "choice")
         return ChoiceParam(name, choices=tuple(value), when=when)
     if kind == "repeat":
         count = scope.get(value) if isinstance(value, str) else None
         if not isinstance(count, (IntParam, FixedParam)) or (
-            isinstance(count, FixedParam) and not isinstance(count.value, int)
+            isinstance(count, FixedParam) and (not isinstance(count.value, int) or isinstance(count.value, bool))
         ):
             ints = [n for n, p in scope.items() if isinstance(p, IntParam)]
             raise fail(f"must name an int parameter written before it; got {value!r} "
@@ -377,6 +419,9 @@ def _parse_param(name: str, spec: Any, *, source: str, path: str, scope: dict[st
         max_count = count.high if isinstance(count, IntParam) else count.value
         if low < 0:
             raise fail(f"the count {value!r} must not go below 0", "repeat")
+        if max_count > MAX_REPEAT:
+            raise fail(f"the count {value!r} can reach {max_count}; a repeated block allows at most "
+                       f"{MAX_REPEAT} copies", "repeat")
         if "params" not in spec:
             raise fail("a repeated block needs 'params'")
         inner = _parse_params(spec["params"], source=source, prefix=f"{path}.params", outer=scope)
@@ -392,21 +437,72 @@ def _parse_param(name: str, spec: Any, *, source: str, path: str, scope: dict[st
     step = spec.get("step")
     numbers = (int,) if kind == "int" else (int, float)
     for label, v in (("low", low), ("high", high)):
-        if isinstance(v, bool) or not isinstance(v, numbers) or (isinstance(v, float) and not math.isfinite(v)):
-            raise fail(f"{label} must be {'an integer' if kind == 'int' else 'a finite number'}, got {v!r}", kind)
+        if isinstance(v, bool) or not isinstance(v, numbers) or not _finite(v):
+            raise fail(f"{label} must be {'an integer' if kind == 'int' else 'a finite number'}, got {_short(v)}",
+                       kind)
+        if kind == "int" and abs(v) > MAX_INT:
+            raise fail(f"{label} ({_short(v)}) is too large: integers are kept as float64 by Optuna, so at most "
+                       f"2**53 = {MAX_INT} in size", kind)
     if low > high:
         raise fail(f"low ({low}) must not exceed high ({high})", kind)
+    if kind == "float" and not math.isfinite(float(high) - float(low)):
+        raise fail(f"the range [{low}, {high}] is too wide to sample (high - low overflows)", kind)
     if log and low <= 0:
         raise fail(f"a log-scaled range needs low > 0, got {low}", kind)
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, numbers) or step <= 0:
-            raise fail(f"must be a positive {'integer' if kind == 'int' else 'number'}, got {step!r}", "step")
+        if isinstance(step, bool) or not isinstance(step, numbers) or not _finite(step) or step <= 0:
+            raise fail(f"must be a positive {'integer' if kind == 'int' else 'number'}, got {_short(step)}", "step")
         if log and (kind == "float" or step != 1):
             raise fail("log and step cannot be combined", "step")
+        _check_step(low, high, step, fail=fail)
     if kind == "int":
         return IntParam(name, low=low, high=high, log=log, step=step or 1, when=when)
     return FloatParam(name, low=float(low), high=float(high), log=log,
                       step=None if step is None else float(step), when=when)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...({len(text)} chars)"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check_step(low: float, high: float, step: float, *, fail: Callable[..., SpaceError]) -> None:
+    """``step`` must divide ``high - low`` (Optuna would silently move ``high`` otherwise)."""
+    if isinstance(step, int) and isinstance(low, int) and isinstance(high, int):
+        if (high - low) % step:
+            nearest = low + (high - low) // step * step
+            raise fail(f"step {step} does not divide high - low ({high - low}); use high {nearest} or "
+                       f"{nearest + step}", "step")
+        return
+    steps = (high - low) / step
+    if steps > MAX_STEPS:
+        raise fail(f"step {step} is too small for [{low}, {high}]: {steps:.3g} steps (at most {MAX_STEPS:.0e})",
+                   "step")
+    from decimal import Decimal  # the test Optuna makes before it moves high
+
+    span, d_step = Decimal(str(high)) - Decimal(str(low)), Decimal(str(step))
+    if span % d_step != 0:
+        nearest = float(span // d_step * d_step + Decimal(str(low)))
+        raise fail(f"step {step} does not divide high - low ({float(span):g}); use high {nearest:g} or "
+                   f"{nearest + step:g}", "step")
+
+
+def _check_grid_size(n: int, name: str) -> None:
+    if n > MAX_GRID_VALUES:
+        raise SpaceError(f"has {n:,} values, too many for a grid (at most {MAX_GRID_VALUES:,}); give it a "
+                         "larger step or make it a choice", path=name)
+
+
+def _count_flat(params: tuple[Param, ...]) -> int:
+    """How many leaf parameters :meth:`SearchSpace.iter_flat` yields, without yielding them."""
+    return sum(p.max_count * _count_flat(p.params) if isinstance(p, RepeatBlock) else 1 for p in params)
 
 
 def _parse_when(when: Any, *, fail: Callable[..., SpaceError], scope: dict[str, Param]) -> Condition | None:
@@ -421,6 +517,17 @@ def _parse_when(when: Any, *, fail: Callable[..., SpaceError], scope: dict[str, 
             raise fail(f"refers to {ref!r}, which is not a parameter written before it "
                        f"(earlier parameters: {', '.join(scope) or 'none'})", f"when.{ref}")
         values = tuple(values) if isinstance(values, list) else (values,)
+        if not values:
+            raise fail("needs at least one value (an empty list is never matched)", f"when.{ref}")
+        for v in values:
+            if not isinstance(v, SCALAR_TYPES):
+                raise fail(f"a condition value must be a string, number, boolean or null, got {v!r}", f"when.{ref}")
+        if isinstance(target, (IntParam, FloatParam)):
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
+                   or not target.low <= v <= target.high]
+            if bad:
+                raise fail(f"{bad[0]!r} is outside the range of {ref!r} [{target.low}, {target.high}], so the "
+                           "condition could never hold", f"when.{ref}")
         if isinstance(target, ChoiceParam):
             bad = [v for v in values if v not in target.choices]
             if bad:

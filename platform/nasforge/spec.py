@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from nasforge.errors import NasforgeError, SpecError
 from nasforge.plugins import Registry, get_registry
@@ -24,7 +26,7 @@ class SearchSpec:
     family: str
     task: str
     space: SearchSpace
-    strategy: str
+    strategy: str                       # the strategy; side by side: the names joined by ","
     pruner: str
     objectives: tuple[Objective, ...]
     budget: dict[str, int]
@@ -40,6 +42,7 @@ class SearchSpec:
     study_name: str | None = None
     resume: bool = False
     save_models: bool = True
+    plots: bool = True
     strategy_options: dict[str, Any] = field(default_factory=dict)
     pruner_options: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -51,6 +54,23 @@ class SearchSpec:
     scheduler: str = "none"
     scheduler_options: dict[str, Any] = field(default_factory=dict)
     max_failures: int = 2
+    strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
+
+    def __post_init__(self):
+        if not self.strategies:
+            object.__setattr__(self, "strategies", (self.strategy,))
+
+    @property
+    def side_by_side(self) -> bool:
+        """Several strategies share the workers and the budget (see :mod:`nasforge.side_by_side`)."""
+        return len(self.strategies) > 1
+
+    @property
+    def shares(self) -> dict[str, int]:
+        """Each strategy's number of trials: ``trials`` split evenly, the first ones get the remainder."""
+        from nasforge.side_by_side import split_trials
+
+        return split_trials(self.trials, self.strategies)
 
     @property
     def directions(self) -> list[str]:
@@ -70,7 +90,12 @@ class SearchSpec:
             "storage": self.storage,
         }
         out.update({f"budget.{k}": v for k, v in self.budget.items()})
-        out.update({f"strategy.{k}": v for k, v in self.strategy_options.items()})
+        if self.side_by_side:
+            out.update({f"trials.{k}": v for k, v in self.shares.items()})
+            out.update({f"strategy.{name}.{k}": v for name, options in self.strategy_options.items()
+                        for k, v in options.items()})
+        else:
+            out.update({f"strategy.{k}": v for k, v in self.strategy_options.items()})
         out.update({f"pruner.{k}": v for k, v in self.pruner_options.items()})
         if self.backend == "ray":
             out.update({f"ray.{k}": getattr(self, k) for k in ("address", "cpus_per_trial", "gpus_per_trial",
@@ -85,12 +110,44 @@ def _check_int(name: str, value: Any, *, minimum: int) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
+MLFLOW_TAG_KEY = re.compile(r"[\w\-. :/]{1,250}")  # what MLflow accepts as a tag name
+
+
+def _check_argument_types(given: Mapping[str, Any]) -> None:
+    """Names are strings and option sets mappings, checked before anything looks them up."""
+    for name in ("task", "pruner", "backend", "tracking_uri", "experiment", "storage", "study_name", "scheduler"):
+        if given[name] is not None and not isinstance(given[name], str):
+            raise SpecError(f"{name} must be a string, got {given[name]!r}")
+    for name in ("strategy_options", "pruner_options", "tags", "scheduler_options"):
+        if given[name] is not None and not isinstance(given[name], Mapping):
+            raise SpecError(f"{name} must be a mapping of name -> value, got {given[name]!r}")
+    for key in given["tags"] or {}:
+        if not isinstance(key, str) or not MLFLOW_TAG_KEY.fullmatch(key):
+            raise SpecError(f"tags: {key!r} is not a valid MLflow tag name (1-250 letters, digits, "
+                            "'_', '-', '.', ' ', ':', '/')")
+    for name in ("resume", "save_models", "plots"):
+        if not isinstance(given[name], bool):
+            raise SpecError(f"{name} must be True or False, got {given[name]!r}")
+    seed, timeout = given["seed"], given["timeout"]
+    if isinstance(seed, int) and seed > MAX_SEED:
+        raise SpecError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    if isinstance(timeout, float) and not math.isfinite(timeout):
+        raise SpecError(f"timeout must be a finite number of seconds (or None for no limit), got {timeout!r}")
+    if not isinstance(given["run_dir"], (str, os.PathLike)) or "\0" in str(given["run_dir"]):
+        raise SpecError(f"run_dir must be a folder path, got {given['run_dir']!r}")
+    storage = given["storage"]
+    if storage is not None and ("://" not in storage or "\0" in storage):
+        raise SpecError(f"storage must be an Optuna storage URL like sqlite:///nasforge_runs/optuna.db or "
+                        f"postgresql://user@host/db, got {storage!r}")
+
+
 def build_spec(
     family: str,
     *,
     task: str | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
-    strategy: str = "tpe",
+    strategy: str | Sequence[str] = "tpe",
     pruner: str | None = None,
     objective: Any = None,
     budget: Mapping[str, int] | int | None = None,
@@ -106,6 +163,7 @@ def build_spec(
     resume: bool = False,
     run_dir: str | Path = "nasforge_runs",
     save_models: bool = True,
+    plots: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
     pruner_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
@@ -124,6 +182,7 @@ def build_spec(
     choices; nothing is trained and no store is written before this passes.
     """
     registry = registry or get_registry()
+    _check_argument_types(locals())
     _check_int("trials", trials, minimum=1)
     _check_int("seed", seed, minimum=0)
     _check_int("n_jobs", n_jobs, minimum=1)
@@ -198,15 +257,28 @@ def build_spec(
         _check_int(f"budget.{key}", value, minimum=1)
 
     # -- strategy, pruner ------------------------------------------------------------
-    strategy_def = registry.get("strategy", strategy)
-    if len(objectives) > 1 and not strategy_def.multi_objective:
-        multi = [n for n in registry.names("strategy") if registry.get("strategy", n).multi_objective]
-        raise SpecError(f"strategy {strategy!r} handles a single objective; for {len(objectives)} objectives "
-                        f"use one of: {', '.join(multi)}")
-    if len(objectives) == 1 and not strategy_def.single_objective:
-        raise SpecError(f"strategy {strategy!r} needs several objectives")
+    strategies = _strategy_names(strategy, registry)
+    if len(strategies) > len(set(strategies)):
+        twice = sorted({n for n in strategies if strategies.count(n) > 1})
+        raise SpecError(f"strategy lists {', '.join(map(repr, twice))} more than once; list each strategy once")
+    if len(strategies) > trials:
+        raise SpecError(f"trials={trials} cannot be shared by {len(strategies)} strategies "
+                        f"({', '.join(strategies)}): give at least one trial per strategy")
+    for name in strategies:
+        strategy_def = registry.get("strategy", name)
+        if len(objectives) > 1 and not strategy_def.multi_objective:
+            multi = [n for n in registry.names("strategy") if registry.get("strategy", n).multi_objective]
+            raise SpecError(f"strategy {name!r} handles a single objective; for {len(objectives)} objectives "
+                            f"use one of: {', '.join(multi)}")
+        if len(objectives) == 1 and not strategy_def.single_objective:
+            raise SpecError(f"strategy {name!r} needs several objectives")
+    strategy_options = _strategy_options(strategy_options, strategies)
     pruner = pruner or "none"
     registry.get("pruner", pruner)
+    if len(strategies) > 1 and pruner == "hyperband":
+        raise SpecError("pruner='hyperband' splits the study into brackets across all trials, so it cannot judge "
+                        "each strategy on its own trials; with several strategies use one of: median, percentile, "
+                        "sha")
     if pruner != "none" and len(objectives) > 1:
         raise SpecError("pruning is not supported for multi-objective searches (Optuna reports one value per "
                         "step); use pruner='none'")
@@ -216,7 +288,7 @@ def build_spec(
         backend=backend, pruner=pruner, n_jobs=n_jobs, n_objectives=len(objectives), max_budget=budget_dict[unit],
         address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, scheduler=scheduler, scheduler_options=scheduler_options,
-        max_failures=max_failures)
+        max_failures=max_failures, family=fam, space=space_obj, strategies=tuple(strategies))
 
     # -- the rest --------------------------------------------------------------------
     if study_name is not None and not re.fullmatch(r"[\w.\-]+", study_name or ""):
@@ -235,12 +307,13 @@ def build_spec(
         storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
 
     spec = SearchSpec(
-        family=family, task=task, space=space_obj, strategy=strategy, pruner=pruner,
+        family=family, task=task, space=space_obj, strategy=",".join(strategies), strategies=strategies,
+        pruner=pruner,
         objectives=tuple(objectives), budget=budget_dict, budget_unit=unit, trials=trials, seed=seed, timeout=timeout,
         n_jobs=n_jobs, backend=backend, tracking_uri=tracking,
         experiment=experiment or f"{family}-{task}", storage=storage, study_name=study_name,
-        resume=bool(resume), save_models=bool(save_models),
-        strategy_options=dict(strategy_options or {}), pruner_options=dict(pruner_options or {}),
+        resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
+        strategy_options=strategy_options, pruner_options=dict(pruner_options or {}),
         tags={str(k): str(v) for k, v in (tags or {}).items()},
         **ray_options,
     )
@@ -262,20 +335,81 @@ def _check_space_fields(fam, space: SearchSpace) -> None:
                             f"valid fields: {', '.join(sorted(fields))}")
 
 
+def _strategy_names(strategy: Any, registry: Registry) -> tuple[str, ...]:
+    """A name, or a list of names to run side by side; each must be registered."""
+    if isinstance(strategy, str):
+        names: tuple = (strategy,)
+    elif isinstance(strategy, Sequence) and not isinstance(strategy, (bytes, bytearray)):
+        names = tuple(strategy)
+        if not names:
+            raise SpecError(f"strategy is an empty list; give a name or several of: "
+                            f"{', '.join(registry.names('strategy'))}")
+    else:
+        raise SpecError(f"strategy must be a name or a list of names, got {strategy!r}")
+    for name in names:
+        if not isinstance(name, str):
+            raise SpecError(f"strategy names must be strings, got {name!r}")
+        registry.get("strategy", name)   # UnknownNameError lists the valid names
+    return names
+
+
+def _strategy_options(options: Mapping[str, Any] | None, strategies: tuple[str, ...]) -> dict[str, Any]:
+    """One strategy: its options. Several: ``{strategy: {option: value}}``; ``"tpe.n_startup_trials"``
+    keys (as the CLI's ``--strategy-option tpe.n_startup_trials=5`` gives) are nested the same way."""
+    options = dict(options or {})
+    if len(strategies) == 1:
+        return options
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        name, dot, option = str(key).partition(".")
+        if name not in strategies:
+            raise SpecError(f"with several strategies, strategy_options maps a strategy to its options, e.g. "
+                            f"{{{strategies[0]!r}: {{...}}}} (CLI: --strategy-option {strategies[0]}.OPTION=VALUE); "
+                            f"{key!r} names none of: {', '.join(strategies)}")
+        if dot:
+            nested.setdefault(name, {})[option] = value
+        elif isinstance(value, Mapping):
+            nested.setdefault(name, {}).update(value)
+        else:
+            raise SpecError(f"strategy_options[{key!r}] must be a mapping of that strategy's options, got {value!r}")
+    return nested
+
+
 def make_sampler(spec: SearchSpec, *, registry: Registry | None = None):
+    """The spec's Optuna sampler; several strategies: a sampler that deals trials to theirs."""
     registry = registry or get_registry()
-    strategy = registry.get("strategy", spec.strategy)
+    if not spec.side_by_side:
+        return _make_one_sampler(spec, spec.strategy, spec.seed, spec.strategy_options, registry)
+    from nasforge.side_by_side import strategy_seed
+    from nasforge.strategies.side_by_side import SideBySideSampler
+
+    samplers = {name: _make_one_sampler(spec, name, strategy_seed(spec.seed, name),
+                                        spec.strategy_options.get(name, {}), registry)
+                for name in spec.strategies}
+    return SideBySideSampler(samplers=samplers, shares=spec.shares)
+
+
+def _make_one_sampler(spec: SearchSpec, name: str, seed: int, options: Mapping[str, Any], registry: Registry):
+    strategy = registry.get("strategy", name)
     try:
-        return strategy.create(space=spec.space, seed=spec.seed, n_objectives=len(spec.objectives),
-                               **spec.strategy_options)
+        return strategy.create(space=spec.space, seed=seed, n_objectives=len(spec.objectives), **options)
     except NasforgeError:
         raise
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"strategy {spec.strategy!r} rejected its options {spec.strategy_options}: {exc}") from None
+        raise SpecError(f"strategy {name!r} rejected its options {dict(options)}: {exc}") from None
 
 
 def make_pruner(spec: SearchSpec, *, registry: Registry | None = None):
+    """The spec's Optuna pruner; several strategies: one per strategy, each judging its own trials."""
     registry = registry or get_registry()
+    if not spec.side_by_side or spec.pruner == "none":
+        return _make_one_pruner(spec, registry)
+    from nasforge.strategies.side_by_side import SideBySidePruner
+
+    return SideBySidePruner(pruners={name: _make_one_pruner(spec, registry) for name in spec.strategies})
+
+
+def _make_one_pruner(spec: SearchSpec, registry: Registry):
     pruner = registry.get("pruner", spec.pruner)
     budget = spec.budget[spec.budget_unit]
     try:

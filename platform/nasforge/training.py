@@ -283,10 +283,19 @@ class EarlyStopping:
             model.load_state_dict(self._best_state)
         return model
 
+    def state_dict(self) -> dict:
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "best_state": self._best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        self.bad_epochs, self._best_state = int(state["bad_epochs"]), state["best_state"]
+
 
 def fit_epochs(model: nn.Module, *, epochs: int, reporter, train_one_epoch: Callable[[int], float],
                validate: Callable[[], dict[str, float]], patience: int | None,
-               monitor: str = "val_loss", keep_best: bool = True) -> dict[str, float]:
+               monitor: str = "val_loss", keep_best: bool = True,
+               optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
     """The epoch loop every supervised family shares: train, validate, report, stop early.
 
     Each epoch runs ``train_one_epoch(epoch)`` (the mean training loss), then ``validate()``
@@ -295,24 +304,62 @@ def fit_epochs(model: nn.Module, *, epochs: int, reporter, train_one_epoch: Call
     (Prechelt, 1998) keeps the best weights and restores them at the end; ``keep_best=False``
     trains the whole budget and keeps the last weights. Raises ``FloatingPointError`` when
     a loss becomes NaN or infinite. Returns the metrics of the kept epoch and ``epochs_trained``.
+
+    With ``optimizer`` given, the loop checkpoints through the reporter: it resumes from
+    ``reporter.load_checkpoint()`` (weights, optimizer state, epoch, early-stopping state; the
+    optimizer keeps the hyperparameters it was built with, which PBT may have changed) and
+    saves before each report for which ``reporter.checkpoint_due(epoch)``.
     """
     stopper = EarlyStopping(patience=patience) if keep_best else None
     kept: dict[str, float] = {}
-    epoch = 0
-    for epoch in range(1, epochs + 1):
+    start = 0
+    state = reporter.load_checkpoint() if optimizer is not None else None
+    if state is not None:
+        start, kept = restore_training_state(state, model=model, optimizer=optimizer, stopper=stopper)
+    epoch = start
+    for epoch in range(start + 1, epochs + 1):
         train_loss = float(train_one_epoch(epoch))
         check_finite(train_loss, epoch=epoch)
         metrics = {"train_loss": train_loss, **validate()}
         check_finite(metrics[monitor], what=f"validation {monitor.removeprefix('val_')}", epoch=epoch)
-        reporter.report(epoch, metrics)
+        stop = False
         if stopper is None:
             kept = metrics
-            continue
-        stop = stopper.step(metrics[monitor], model, epoch=epoch)
-        if stopper.best_epoch == epoch:
-            kept = metrics
+        else:
+            stop = stopper.step(metrics[monitor], model, epoch=epoch)
+            if stopper.best_epoch == epoch:
+                kept = metrics
+        if optimizer is not None and reporter.checkpoint_due(epoch):
+            reporter.save_checkpoint(training_state(epoch, model=model, optimizer=optimizer, stopper=stopper,
+                                                    kept=kept))
+        reporter.report(epoch, metrics)
         if stop:
             break
     if stopper is not None:
         stopper.restore(model)
     return {**kept, "epochs_trained": epoch}
+
+
+def training_state(epoch: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   stopper: EarlyStopping | None, kept: dict[str, float]) -> dict:
+    """What :func:`fit_epochs` needs to resume after ``epoch`` (torch-saveable, ``weights_only``-loadable)."""
+    return {"epoch": epoch, "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "stopper": stopper.state_dict() if stopper is not None else None, "kept": dict(kept)}
+
+
+def restore_training_state(state: dict, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                           stopper: EarlyStopping | None) -> tuple[int, dict[str, float]]:
+    """Load a :func:`training_state` into ``model``, ``optimizer`` and ``stopper``; return (epoch, kept).
+
+    The optimizer's hyperparameters (lr, weight decay, momentum...) stay those it was built
+    with from the current config: the checkpoint brings only its running state (moments, steps).
+    """
+    model.load_state_dict(state["model"])
+    current = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])
+    for group, values in zip(optimizer.param_groups, current):
+        group.update(values)
+    if stopper is not None and state.get("stopper") is not None:
+        stopper.load_state_dict(state["stopper"])
+    return int(state["epoch"]), dict(state.get("kept") or {})

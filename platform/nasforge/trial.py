@@ -69,6 +69,16 @@ class Feedback:
     def set_attr(self, key: str, value: Any) -> None:
         pass
 
+    # Checkpoints (see Reporter): only an executor whose scheduler copies or pauses trials keeps them.
+    def checkpoint_due(self, step: int) -> bool:
+        return False
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        return None
+
 
 class OptunaFeedback(Feedback):
     """Reports to an Optuna trial. Without a pruner nothing is reported: the per-step values
@@ -112,6 +122,15 @@ class TrialReporter(Reporter):
     def log_figure(self, figure: Any, name: str) -> None:
         self.tracker.log_figure(self.run_id, figure, name)
 
+    def checkpoint_due(self, step: int) -> bool:
+        return self.feedback.checkpoint_due(int(step))
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> None:
+        self.feedback.save_checkpoint(state)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        return self.feedback.load_checkpoint()
+
 
 @functools.lru_cache(maxsize=8)
 def load_task(name: str, seed: int):
@@ -135,8 +154,12 @@ def seed_everything(seed: int) -> None:
 
 
 def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
-              feedback: Feedback | None = None, tracker: Tracker | None = None) -> TrialOutcome:
-    """Build, train and record one configuration; see the module docstring."""
+              feedback: Feedback | None = None, tracker: Tracker | None = None,
+              run_id: str | None = None) -> TrialOutcome:
+    """Build, train and record one configuration; see the module docstring.
+
+    ``run_id``: continue that MLflow run (a trial resumed from a checkpoint) instead of starting one.
+    """
     from nasforge.plugins import get_registry
 
     feedback = feedback or Feedback()
@@ -152,8 +175,11 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
         **context.extra_tags,
     }
     started = time.perf_counter()
-    run_id = tracker.start_run(name=f"trial-{number}", tags=tags, params=flatten(params),
-                               parent_run_id=context.parent_run_id)
+    if run_id is None:
+        run_id = tracker.start_run(name=f"trial-{number}", tags=tags, params=flatten(params),
+                                   parent_run_id=context.parent_run_id)
+    else:
+        tracker.reopen(run_id)
     feedback.set_attr("mlflow_run_id", run_id)
     outcome = TrialOutcome(number=number, status=FAILED, params=dict(params), run_id=run_id)
     reporter = TrialReporter(tracker=tracker, run_id=run_id, objectives=context.objectives,

@@ -50,6 +50,8 @@ class CNNFamily(Family):
     default_task = "digits"
     budget_unit = "epochs"
     default_budget = 20
+    supports_checkpoints = True   # training.fit_epochs(optimizer=...) saves and resumes
+    training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
 
     def metrics(self, task: Task) -> dict[str, str]:
         """Validation accuracy and loss.
@@ -144,7 +146,7 @@ class CNNFamily(Family):
 
         return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
                                    validate=lambda: self._metrics(model, data.x_val, data.y_val, "val"),
-                                   patience=config.patience)
+                                   patience=config.patience, optimizer=optimizer)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy`` and ``{split}_loss`` (mean cross-entropy)."""

@@ -96,6 +96,8 @@ class RNNFamily(Family):
     default_task = "digits"       # 8 rows of 8 pixels: the quickest sequence task
     budget_unit = "epochs"
     default_budget = 20
+    supports_checkpoints = True   # training.fit_epochs(optimizer=...) saves and resumes
+    training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
 
     def metrics(self, task: Task) -> dict[str, str]:
         self.check_sequence_task(task)
@@ -163,7 +165,7 @@ class RNNFamily(Family):
 
         return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
                                    validate=lambda: self._metrics(model, task, data.x_val, data.y_val, "val"),
-                                   patience=config.patience)
+                                   patience=config.patience, optimizer=optimizer)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss`` (MSE)."""

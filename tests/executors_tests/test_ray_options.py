@@ -16,7 +16,7 @@ def _spec(**kwargs):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"scheduler": "pbt"}, "scheduler 'pbt' is not supported yet: Population Based Training"),
+    ({"scheduler": "pbt"}, "family 'toy' does not save or restore checkpoints; families that do: cnn, mlp, rnn"),
     ({"scheduler": "fifo"}, "unknown scheduler 'fifo'; valid schedulers: none, asha, hyperband, median"),
     ({"scheduler": "asha", "scheduler_options": {"eta": 3}},
      "scheduler 'asha' has no option 'eta'; valid options: grace_period, reduction_factor, brackets"),
@@ -72,7 +72,7 @@ def test_hyperband_uses_every_early_stopping_rate():
 def test_the_cli_passes_ray_options_through(capsys):
     base = ["search", "mlp", "--task", "digits", "--space", "mlp_small", "--trials", "1", "--budget", "3", "-q"]
     assert main(base + ["--backend", "ray", "--scheduler", "pbt"]) == 2
-    assert "scheduler 'pbt' is not supported yet" in capsys.readouterr().err
+    assert "strategy 'tpe' cannot run with pbt, use one of: random" in capsys.readouterr().err
     assert main(base + ["--gpus-per-trial", "0.25"]) == 2
     assert "gpus_per_trial=0.25 applies only to backend='ray'" in capsys.readouterr().err
     assert main(base + ["--backend", "ray", "--scheduler", "asha", "--scheduler-option", "eta=2"]) == 2

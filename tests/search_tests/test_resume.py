@@ -1,6 +1,5 @@
 """An interrupted search (Ctrl-C or kill -9) resumes to its target: nothing lost, nothing twice."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -30,11 +29,16 @@ SCRIPT = textwrap.dedent("""
 
 
 def _completed(storage):
-    try:
-        study = optuna.load_study(study_name="resumable", storage=storage)
-    except Exception:
-        return 0
-    return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    for _ in range(50):  # a busy search can hold the sqlite lock for a moment: read again
+        try:
+            study = optuna.load_study(study_name="resumable", storage=storage)
+        except KeyError:  # the search has not created the study yet
+            return 0
+        except Exception:
+            time.sleep(0.1)
+            continue
+        return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    return 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])

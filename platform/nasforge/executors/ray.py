@@ -7,6 +7,10 @@ executor (:mod:`nasforge.executors.ray_trainable`) and log their nested MLflow r
 themselves, to the absolute tracking URI, experiment id and parent run id of the
 ``TrialContext``. Early stopping is a Ray Tune scheduler (:mod:`~nasforge.executors.ray_schedulers`).
 
+Strategies side by side need nothing more: the study's sampler deals each trial to a strategy
+when the searcher asks, says it is exhausted once every strategy has its share started, and the
+trial's config carries the strategy for its MLflow tag.
+
 Resume goes through the study (``resume=True``), as locally; Ray's own experiment folder is
 temporary. Ray Client (``ray://``) is not supported: it would move the Tune driver, and with
 it the study and the progress reporting, onto the cluster. Run the search on a cluster node

@@ -12,19 +12,19 @@ from typing import Any
 
 from nasforge.errors import SpecError
 
-# Early-stopping schedulers (Ray Tune's); "none" runs every trial to its budget.
-SCHEDULERS = ("none", "asha", "hyperband", "median")
+# Ray Tune's schedulers: early stopping (asha, hyperband, median) or population-based training
+# (pbt); "none" runs every trial to its budget.
+SCHEDULERS = ("none", "asha", "hyperband", "median", "pbt")
 # Options each scheduler accepts (the metric, mode, time attribute and max budget come from the spec).
 SCHEDULER_OPTIONS = {
     "none": {},
     "asha": {"grace_period": int, "reduction_factor": float, "brackets": int},
     "hyperband": {"grace_period": int, "reduction_factor": float},
     "median": {"grace_period": int, "min_samples_required": int},
+    "pbt": {"perturbation_interval": int, "hyperparam_mutations": dict, "resample_probability": float,
+            "quantile_fraction": float},
 }
-NOT_YET = {
-    "pbt": "Population Based Training exploits by copying checkpoints between trials, and no nasforge "
-           "family saves or restores checkpoints yet; use asha, hyperband or median",
-}
+NOT_YET: dict[str, str] = {}   # scheduler -> why it is refused for now
 
 INSTALL_HINT = "pip install 'nasforge[ray]' (or 'ray[tune]')"
 
@@ -49,8 +49,12 @@ def _number(name: str, value: Any, *, low: float, low_open: bool) -> float:
 
 def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, max_budget: int, address: Any = None,
                   cpus_per_trial: Any = 1.0, gpus_per_trial: Any = 0.0, max_concurrent: Any = None,
-                  scheduler: Any = "none", scheduler_options: Any = None, max_failures: Any = 2) -> dict[str, Any]:
-    """Validate the Ray options and return them normalized; raise :class:`SpecError` naming the field."""
+                  scheduler: Any = "none", scheduler_options: Any = None, max_failures: Any = 2,
+                  family: Any = None, space: Any = None, strategies: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Validate the Ray options and return them normalized; raise :class:`SpecError` naming the field.
+
+    ``family``, ``space`` and ``strategies`` are needed for ``scheduler="pbt"`` only.
+    """
     given = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
              "max_concurrent": max_concurrent, "scheduler": scheduler,
              "scheduler_options": dict(scheduler_options or {}), "max_failures": max_failures}
@@ -93,6 +97,14 @@ def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, 
         raise SpecError(f"unknown scheduler {scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
     if scheduler != "none" and n_objectives > 1:
         raise SpecError("early-stopping schedulers follow one metric; a multi-objective search needs scheduler='none'")
+    if scheduler == "pbt":
+        from nasforge.executors.pbt_options import check_pbt
+
+        options = check_pbt(given["scheduler_options"], family=family, space=space, strategies=strategies,
+                            max_budget=max_budget)
+        return {"address": address, "cpus_per_trial": cpus, "gpus_per_trial": gpus,
+                "max_concurrent": max_concurrent, "scheduler": scheduler, "scheduler_options": options,
+                "max_failures": max_failures}
     options = given["scheduler_options"]
     allowed = SCHEDULER_OPTIONS[scheduler]
     for key, value in options.items():

@@ -1,7 +1,8 @@
 """Ray Tune early-stopping schedulers for nasforge trials.
 
 Every scheduler here only *stops* trials, never pauses them: a paused function trainable
-without checkpoints restarts from scratch, and nasforge families do not checkpoint. Time is
+without checkpoints restarts from scratch, and not every family checkpoints. ``pbt``, which
+pauses and copies trials, is :mod:`~nasforge.executors.ray_pbt` (families that checkpoint only). Time is
 the family's budget unit (``nasforge_step``: epochs, env steps...), the metric the objective.
 
 * ``asha`` -- Asynchronous Successive Halving (Li et al., "A System for Massively Parallel
@@ -43,6 +44,10 @@ def make_scheduler(spec):
     """The Tune scheduler for ``spec.scheduler`` (None for ``"none"``: every trial runs its budget)."""
     if spec.scheduler == "none":
         return None
+    if spec.scheduler == "pbt":   # pauses and copies trials through checkpoints: its own module
+        from nasforge.executors.ray_pbt import make_pbt
+
+        return make_pbt(spec)
     mode = "max" if spec.objectives[0].direction == "maximize" else "min"
     max_t = spec.budget[spec.budget_unit]
     options = dict(spec.scheduler_options)

@@ -31,7 +31,7 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from nasforge.executors.ray_trainable import (
-    EVENT, FINAL, INTERMEDIATE, NUMBER, OBJECTIVE, OUTCOME, PARAMS, RUN_ID, STARTED, STEP, stop_reason,
+    EVENT, FINAL, INTERMEDIATE, NUMBER, OBJECTIVE, OUTCOME, PARAMS, RUN_ID, STARTED, STEP, STRATEGY, stop_reason,
 )
 from nasforge.trial import COMPLETE, FAILED, PRUNED, TrialOutcome
 
@@ -61,6 +61,7 @@ class StudySearcher(Searcher):
         super().__init__(metric=None, mode=None)
         self.study, self.space = study, spec.space
         self.single_objective = not spec.multi_objective
+        self.side_by_side = spec.side_by_side
         self.scheduler, self.unit = spec.scheduler, spec.budget_unit
         self.tracker, self.on_outcome, self.deadline = tracker, on_outcome, deadline
         self.records: dict[str, _Record] = {}
@@ -81,7 +82,10 @@ class StudySearcher(Searcher):
         trial = self.study.ask()
         params = self.space.sample(trial)
         self.records[trial_id] = _Record(trial=trial, params=dict(params))
-        return {NUMBER: trial.number, PARAMS: params}
+        config = {NUMBER: trial.number, PARAMS: params}
+        if self.side_by_side:   # the study's sampler dealt the trial to one strategy (its MLflow tag)
+            config[STRATEGY] = self.study.sampler.strategy_of(trial)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         record = self.records.get(trial_id)
@@ -152,6 +156,12 @@ class StudySearcher(Searcher):
         payload = json.loads(result[OUTCOME])
         if result.get(RUN_ID):
             self._link_run(record, result[RUN_ID])
+        if payload.get("params") is not None and payload["params"] != record.params:
+            # PBT copied a stronger trial's config into this one: its weights belong to these params.
+            from nasforge.space import flatten
+
+            record.params = payload["params"]
+            record.trial.set_user_attr("final_params", flatten(record.params))
         if payload.get("last_report"):
             step, value = payload["last_report"]
             self._report(record, int(step), float(value))

@@ -33,7 +33,10 @@ from nasforge.errors import TrialPruned
 from nasforge.trial import Feedback, TrialContext, TrialOutcome
 
 # Keys of the trial config and of every reported result.
-NUMBER, PARAMS = "nasforge_number", "nasforge_params"
+NUMBER, PARAMS, STRATEGY = "nasforge_number", "nasforge_params", "nasforge_strategy"
+# Set by the pbt scheduler (ray_pbt): the trial's exploits so far.
+LINEAGE = "nasforge_lineage"
+CHECKPOINT_FILE = "nasforge_state.pt"
 EVENT, STEP, OBJECTIVE, RUN_ID, OUTCOME = (
     "nasforge_event", "nasforge_step", "nasforge_objective", "nasforge_run_id", "nasforge_outcome")
 STARTED, INTERMEDIATE, FINAL = "started", "step", "final"
@@ -59,22 +62,42 @@ class TrialSettings:
 class TuneFeedback(Feedback):
     """Reports each step to Ray Tune; a scheduler's stop becomes :class:`TrialPruned`."""
 
-    def __init__(self, settings: TrialSettings):
+    def __init__(self, settings: TrialSettings, *, resume_state: dict | None = None):
         self.settings = settings
         self.stopped = False
         self.run_id: str | None = None
         self.last_report: tuple[int, float] | None = None
+        self.resume_state = resume_state
+        self.pending_checkpoint: dict | None = None
 
     def _report(self, result: dict[str, Any], step: int | None) -> None:
         from ray import tune
 
         if self.stopped:   # the session is closing: another report would block forever
             raise TrialPruned(stop_reason(self.settings.scheduler, self.settings.unit, step))
+        state, self.pending_checkpoint = self.pending_checkpoint, None
         try:
-            tune.report(result)
+            if state is None:
+                tune.report(result)
+            else:
+                report_with_checkpoint(result, state)
         except SystemExit:
             self.stopped = True
+            if self.settings.scheduler == "pbt":
+                # PBT pauses (to copy a stronger trial into this one, or to let others catch up): the
+                # trial resumes from a checkpoint in the same MLflow run, which stays RUNNING meanwhile.
+                raise
             raise TrialPruned(stop_reason(self.settings.scheduler, self.settings.unit, step)) from None
+
+    def checkpoint_due(self, step: int) -> bool:
+        # Every step PBT may look at (the last one goes with the final result, which PBT ignores).
+        return self.settings.scheduler == "pbt" and step < self.settings.max_step
+
+    def save_checkpoint(self, state) -> None:
+        self.pending_checkpoint = {**state, "owner_run_id": self.run_id}
+
+    def load_checkpoint(self) -> dict | None:
+        return self.resume_state
 
     def should_prune(self, step: int, value: float) -> bool:
         self.last_report = (step, value)
@@ -98,7 +121,8 @@ class TuneFeedback(Feedback):
 
 def final_result(outcome: TrialOutcome, feedback: TuneFeedback) -> dict[str, Any]:
     payload = {"status": outcome.status, "values": outcome.values, "metrics": outcome.metrics,
-               "reason": outcome.reason, "duration_s": outcome.duration_s, "last_report": feedback.last_report}
+               "reason": outcome.reason, "duration_s": outcome.duration_s, "last_report": feedback.last_report,
+               "params": outcome.params}
     result = {EVENT: FINAL, RUN_ID: outcome.run_id, OUTCOME: json.dumps(payload)}
     if feedback.last_report is not None:
         result[STEP] = feedback.last_report[0]
@@ -118,16 +142,62 @@ def train(config: Mapping[str, Any], *, context: TrialContext, settings: TrialSe
 
     install_plugins(plugins)
     quiet_mlflow()
-    context = dataclasses.replace(context, extra_tags={**context.extra_tags, **worker_tags()})
-    feedback = TuneFeedback(settings)
+    context = dataclasses.replace(context, extra_tags={**context.extra_tags, **worker_tags()},
+                                  strategy=config.get(STRATEGY, context.strategy))
+    state = load_tune_checkpoint() if settings.scheduler == "pbt" else None
+    feedback = TuneFeedback(settings, resume_state=state)
+    run_id = config.get(RUN_ID)   # set by the pbt scheduler once the trial has a run: it goes on there
+    if run_id and state is not None and state.get("owner_run_id") != run_id:
+        record_exploit(tracker_for(context), run_id, config, state)
     try:
         outcome = run_trial(config[PARAMS], number=int(config[NUMBER]), context=context, feedback=feedback,
-                            tracker=tracker_for(context))
+                            tracker=tracker_for(context), run_id=run_id)
     finally:
         release_gpu()
     if feedback.stopped:
         raise SystemExit(0)  # Ray's graceful end of a stopped function trainable
     tune.report(final_result(outcome, feedback))
+
+
+# -- checkpoints (scheduler="pbt") -------------------------------------------------------
+def report_with_checkpoint(result: dict[str, Any], state: dict) -> None:
+    """``tune.report`` with ``state`` saved as a Tune checkpoint (Tune copies it to its storage)."""
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory(prefix="nasforge-ckpt-") as tmp:
+        torch.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def load_tune_checkpoint() -> dict | None:
+    """The checkpoint Tune resumes this trial from (its own, or a donor's after a PBT exploit)."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+
+
+def record_exploit(tracker, run_id: str, config: Mapping[str, Any], state: dict) -> None:
+    """Write a PBT exploit into the trial's own run: tags, the new values as ``pbt.<name>`` metrics
+    at the restored step, and the whole lineage as ``pbt/lineage.json``."""
+    from nasforge.space import flatten
+
+    lineage = list(config.get(LINEAGE) or [])
+    last = lineage[-1] if lineage else {}
+    step = int(state.get("epoch", last.get("step", 0)))
+    changed = last.get("changed") or {}
+    tracker.log(run_id, step=step, metrics={f"pbt.{name}": new for name, (_, new) in changed.items()},
+                tags={"pbt_exploits": len(lineage), "pbt_last_donor_trial": last.get("donor_trial", ""),
+                      "pbt_last_donor_run_id": last.get("donor_run_id") or "", "pbt_restored_step": step,
+                      "pbt_params": json.dumps(flatten(config[PARAMS]), sort_keys=True)})
+    tracker.log_text(run_id, json.dumps(lineage, indent=1), "pbt/lineage.json")
 
 
 # -- the worker process ------------------------------------------------------------------

@@ -1,0 +1,340 @@
+"""Export a search's best model: an MLflow model directory, a ``torch.export`` ``.pt2`` file,
+TorchScript, and optionally a version in the MLflow model registry.
+
+Two ways in: :func:`export_result` for a :class:`~nasforge.result.SearchResult` in hand
+(``result.export(path)``), and :func:`export_run` for a finished search found in an MLflow store
+by its parent run id, or the latest search of an experiment (``nasforge export``). Either way
+the model is rebuilt from the family's code and the best trial's saved weights, loaded with
+``torch.load(weights_only=True)``. The directory written::
+
+    PATH/mlflow_model/            mlflow.pytorch.load_model(PATH/mlflow_model)   (pt2 inside)
+    PATH/model.pt2                torch.export.load(PATH/model.pt2).module()
+    PATH/model.torchscript.pt     torch.jit.load(PATH/model.torchscript.pt)
+    PATH/export.json              where it came from: search run, trial, family, task, params
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from nasforge.errors import ExportError
+
+#: format -> the file or directory it is written to, inside the export directory
+FORMATS = {"mlflow": "mlflow_model", "pt2": "model.pt2", "torchscript": "model.torchscript.pt"}
+DEFAULT_FORMATS = ("mlflow", "pt2")
+MANIFEST = "export.json"
+SEARCH_ROLE = "search"
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportedModel:
+    """What :func:`export_result` / :func:`export_run` wrote."""
+
+    path: Path
+    files: dict[str, Path]                 # format -> file or directory
+    search_run_id: str
+    trial_run_id: str
+    registered: str | None = None          # ``models:/NAME/VERSION``
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+# -- checks (cheap, before any model is built) -------------------------------------------
+def check_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
+    """The requested formats, de-duplicated; an unknown one is an :class:`ExportError`."""
+    if isinstance(formats, str):
+        formats = (formats,)
+    out: list[str] = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ExportError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+        if fmt not in out:
+            out.append(fmt)
+    if not out:
+        raise ExportError(f"no export format given; valid: {', '.join(FORMATS)}")
+    return tuple(out)
+
+
+def check_target(path: str | Path, *, overwrite: bool) -> Path:
+    """An export directory that is new, empty, or (``overwrite=True``) an earlier export."""
+    path = Path(path).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"export path {str(path)!r} is a file, not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ExportError(f"export path {str(path)!r} exists and is not empty; choose another path "
+                          "or pass overwrite=True (CLI: --overwrite)")
+    return path
+
+
+def check_register_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip() or "/" in name or ":" in name:
+        raise ExportError(f"register_as must be a model name without '/' or ':', got {name!r}")
+    return name
+
+
+# -- entry points ----------------------------------------------------------------------
+def export_result(result, path: str | Path, *, formats: Iterable[str] = DEFAULT_FORMATS,
+                  register_as: str | None = None, overwrite: bool = False) -> ExportedModel:
+    """Export the best model of a :class:`~nasforge.result.SearchResult` (see the module doc)."""
+    from nasforge.plugins import get_registry
+    from nasforge.trial import load_task
+
+    formats, target = check_formats(formats), check_target(path, overwrite=overwrite)
+    register_as = check_register_name(register_as)
+    spec = result.spec
+    if not spec.save_models:
+        raise ExportError(f"search {result.parent_run_id!r} ran with save_models=False: no trial weights "
+                          "were saved, so there is no model to export; search again with save_models=True")
+    if not result.completed_trials:
+        raise ExportError(f"search {result.parent_run_id!r} has no completed trial: no model to export")
+    best = result.best_trial
+    model = result.best_model()
+    task = load_task(spec.task, spec.seed)
+    example = get_registry().get("family", spec.family).example_input(task)
+    source = {"tracking_uri": spec.tracking_uri, "experiment_id": result.experiment_id,
+              "search_run_id": result.parent_run_id, "trial_run_id": best.user_attrs.get("mlflow_run_id", ""),
+              "trial": best.number, "family": spec.family, "task": spec.task, "seed": spec.seed,
+              "params": result.best_params,
+              "values": {o.metric: v for o, v in zip(spec.objectives, best.values)}}
+    return _export(model, example, target, formats, source, register_as=register_as,
+                   logged_model_uri=result.model_uri)
+
+
+def export_run(path: str | Path, *, tracking_uri: str | None = None, run_id: str | None = None,
+               experiment: str | None = None, formats: Iterable[str] = DEFAULT_FORMATS,
+               register_as: str | None = None, overwrite: bool = False) -> ExportedModel:
+    """Export the best model of a finished search in an MLflow store.
+
+    Args:
+        path: the export directory (created; must be new or empty unless ``overwrite``).
+        tracking_uri: the MLflow store; default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+        run_id: the search's parent run id (``result.parent_run_id``; the run named after the
+            study in the MLflow UI). ``None`` or ``"latest"``: the latest finished search of
+            ``experiment`` (or of the whole store when no experiment is given).
+        experiment: the experiment to take the latest search from (e.g. ``"mlp-digits"``).
+        formats: any of ``"mlflow"``, ``"pt2"``, ``"torchscript"``.
+        register_as: also register the search's logged model under this name (``models:/NAME/N``).
+        overwrite: replace an earlier export in ``path`` (only the files an export writes).
+    """
+    from nasforge.runner import quiet_mlflow
+    from nasforge.tracking import Tracker, absolute_tracking_uri, default_tracking_uri
+
+    formats, target = check_formats(formats), check_target(path, overwrite=overwrite)
+    register_as = check_register_name(register_as)
+    quiet_mlflow()
+    uri = absolute_tracking_uri(tracking_uri or default_tracking_uri())
+    tracker = Tracker(tracking_uri=uri, experiment_id="")
+    run = find_search_run(tracker.client, uri, run_id=run_id, experiment=experiment)
+    tracker.experiment_id = run.info.experiment_id
+    model, example, source = _model_from_run(tracker, run)
+    return _export(model, example, target, formats, source, register_as=register_as)
+
+
+def find_search_run(client, tracking_uri: str, *, run_id: str | None = None, experiment: str | None = None):
+    """The parent run of a nasforge search: by id, or the latest finished one (of ``experiment``)."""
+    from mlflow.exceptions import MlflowException
+
+    if run_id not in (None, "latest"):
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise ExportError(f"no MLflow run {run_id!r} in {tracking_uri}") from None
+        tags = run.data.tags
+        if tags.get("nasforge_role") != SEARCH_ROLE:
+            parent = tags.get("mlflow.parentRunId")
+            hint = f"; it is a trial of search {parent!r}: pass that run id" if parent else ""
+            raise ExportError(f"run {run_id!r} is not a nasforge search run{hint}")
+        if experiment is not None:
+            found = client.get_experiment(run.info.experiment_id)
+            if found.name != experiment:
+                raise ExportError(f"run {run_id!r} belongs to experiment {found.name!r}, not {experiment!r}")
+        return run
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            known = sorted(e.name for e in client.search_experiments())
+            raise ExportError(f"no experiment {experiment!r} in {tracking_uri}; known: {', '.join(known) or '(none)'}")
+        experiment_ids = [found.experiment_id]
+    else:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        experiment_ids, max_results=1, order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.nasforge_role = '{SEARCH_ROLE}' and attributes.status = 'FINISHED'")
+    if not runs:
+        where = f"experiment {experiment!r}" if experiment else tracking_uri
+        raise ExportError(f"no finished nasforge search in {where}")
+    return runs[0]
+
+
+# -- the model -------------------------------------------------------------------------
+def _model_from_run(tracker, run):
+    """Rebuild the best trial's model from the family's code and its saved weights."""
+    from nasforge.plugins import get_registry
+    from nasforge.trial import WEIGHTS_ARTIFACT, load_task, load_weights
+
+    run_id, tags = run.info.run_id, run.data.tags
+    trial_run_id = tags.get("best_run_id")
+    if not trial_run_id and run.info.status != "FINISHED":
+        raise ExportError(f"search run {run_id!r} is {run.info.status} (interrupted or still running): "
+                          "finish it (resume=True / --resume) before exporting")
+    if not trial_run_id:
+        raise ExportError(f"search run {run_id!r} has no best trial (no trial completed): no model to export")
+    saved = {a.path for a in tracker.client.list_artifacts(trial_run_id, str(Path(WEIGHTS_ARTIFACT).parent))}
+    if WEIGHTS_ARTIFACT not in saved:
+        raise ExportError(f"search run {run_id!r} ran with save_models=False: its best trial (run "
+                          f"{trial_run_id!r}) saved no weights; search again with save_models=True")
+    registry = get_registry()
+    if tags.get("family") not in registry.names("family"):
+        raise ExportError(f"search run {run_id!r} used family {tags.get('family')!r}, which no loaded plugin "
+                          f"registers (known: {', '.join(registry.names('family'))}); install its plugin first")
+    family = registry.get("family", tags["family"])
+    seed = int(tags.get("seed", 0))
+    params = _best_params(tracker, run)
+    task = load_task(tags["task"], seed)
+    model = family.build(family.make_config(params), task)
+    model.load_state_dict(load_weights(tracker, trial_run_id))
+    model.eval()
+    metrics = run.data.metrics
+    source = {"tracking_uri": tracker.tracking_uri, "experiment_id": run.info.experiment_id,
+              "search_run_id": run_id, "trial_run_id": trial_run_id, "trial": int(tags.get("best_trial", -1)),
+              "family": tags["family"], "task": tags["task"], "seed": seed, "params": params,
+              "values": {k[len("best_"):]: v for k, v in metrics.items() if k.startswith("best_") and "." not in k}}
+    return model, family.example_input(task), source
+
+
+def _best_params(tracker, run) -> dict[str, Any]:
+    """The best configuration: the ``best_params`` tag, else the Optuna study (long configs are
+    cut in tags)."""
+    try:
+        return json.loads(run.data.tags.get("best_params", ""))
+    except ValueError:
+        pass
+    import optuna
+
+    from nasforge.space import SearchSpace
+
+    storage, study_name = run.data.params.get("storage"), run.data.tags.get("study")
+    trial_run_id = run.data.tags["best_run_id"]
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception as exc:
+        raise ExportError(f"search run {run.info.run_id!r}: its best_params tag is cut and its Optuna study "
+                          f"{study_name!r} cannot be opened in {storage!r}: {exc}") from None
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("mlflow_run_id") == trial_run_id:
+            text = tracker.client.download_artifacts(run.info.run_id, "search_space.yaml")
+            return SearchSpace.load(text).config_from_flat(trial.params)
+    raise ExportError(f"search run {run.info.run_id!r}: no trial of study {study_name!r} has run {trial_run_id!r}")
+
+
+# -- writing ---------------------------------------------------------------------------
+def _export(model, example, target: Path, formats: tuple[str, ...], source: dict[str, Any], *,
+            register_as: str | None, logged_model_uri: str | None = None) -> ExportedModel:
+    import numpy as np
+    import torch
+
+    example = torch.as_tensor(np.asarray(example, dtype=np.float32))
+    target.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for fmt in formats:
+        out = target / FORMATS[fmt]
+        _remove(out)
+        WRITERS[fmt](model, example, out)
+        files[fmt] = out
+    registered = None
+    if register_as:
+        registered = register(source["tracking_uri"], source["search_run_id"], register_as,
+                              model=model, example=example, model_uri=logged_model_uri)
+    manifest = {**source, "formats": {f: p.name for f, p in files.items()}, "registered": registered,
+                "input_shape": list(example.shape[1:]), "input_dtype": "float32"}
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    return ExportedModel(path=target, files=files, search_run_id=source["search_run_id"],
+                         trial_run_id=source["trial_run_id"], registered=registered, manifest=manifest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _requirements() -> list[str]:
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}"]  # naming it skips MLflow's slow inference
+
+
+def _write_mlflow(model, example, out: Path) -> None:
+    import mlflow
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pytorch.save_model(model, str(out), serialization_format="pt2", input_example=example.numpy(),
+                                  pip_requirements=_requirements())
+
+
+def _write_pt2(model, example, out: Path) -> None:
+    import torch
+
+    batch = {0: torch.export.Dim.AUTO}  # any batch size, as long as the model allows it
+    program = torch.export.export(model, (example,), dynamic_shapes=(batch,))
+    torch.export.save(program, str(out))
+
+
+def _write_torchscript(model, example, out: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export (pt2)
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, example)
+    traced.save(str(out))
+
+
+WRITERS = {"mlflow": _write_mlflow, "pt2": _write_pt2, "torchscript": _write_torchscript}
+
+
+# -- the registry ----------------------------------------------------------------------
+def register(tracking_uri: str, search_run_id: str, name: str, *, model=None, example=None,
+             model_uri: str | None = None) -> str:
+    """Register the search's logged model (logging it first if it has none) as a new version
+    of ``name`` in the store's model registry; returns ``models:/NAME/VERSION``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    model_id = model_uri[len("models:/"):] if model_uri and model_uri.startswith("models:/") else None
+    if model_id is None:
+        experiment_id = client.get_run(search_run_id).info.experiment_id
+        logged = [m for m in client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{search_run_id}'") if m.name == "model"]
+        if logged:
+            model_id = max(logged, key=lambda m: m.creation_timestamp).model_id
+        else:  # e.g. logging failed at the end of the search: log it now
+            from nasforge.runner import _log_model
+            from nasforge.tracking import Tracker
+
+            tracker = Tracker(tracking_uri=tracking_uri, experiment_id=experiment_id)
+            model_id = _log_model(tracker, search_run_id, model, example.numpy())[len("models:/"):]
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)  # the registry store looks the logged model up through it
+    try:
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise ExportError(f"cannot register model {name!r} in {tracking_uri}: {exc.message}") from None
+        version = client.create_model_version(name=name, source=f"models:/{model_id}", run_id=search_run_id,
+                                              model_id=model_id)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return f"models:/{name}/{version.version}"
