@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def toy():
         yield plugin
     finally:
         nasforge.unregister(plugin)
+
+
+def ctrl_c_reaches_child():
+    """``preexec_fn`` for a child that the test will Ctrl-C: a shell that starts pytest in the
+    background ignores SIGINT, and the child would inherit that and never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def runs_of(tracking_uri, experiment):

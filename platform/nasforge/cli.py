@@ -100,6 +100,7 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         print("\n".join(format_table(result)), file=file)
     print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
     print(f"open the UI: {result.ui_command}", file=file)
+    print(f"  then this search: {result.ui_url()}", file=file)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -121,6 +121,10 @@ class SearchResult:
         """The command that opens the MLflow UI on this search's store."""
         return f"nasforge ui --tracking-uri {self.spec.tracking_uri}"
 
+    def ui_url(self, base: str = "http://127.0.0.1:5000") -> str:
+        """This search's parent run in the MLflow UI that :attr:`ui_command` starts."""
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.parent_run_id}"
+
     def __repr__(self) -> str:
         n = len(self.trials)
         best = f"best_value={self.best_value:.4g}" if self.completed_trials else "no completed trial"

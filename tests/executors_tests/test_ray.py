@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import runs_of
+from conftest import ctrl_c_reaches_child, runs_of
 from toy_family import TOY_SPACE, ToyPlugin
 
 ray = pytest.importorskip("ray")
@@ -214,7 +214,8 @@ def _drive_until(stores, *, completed, sig, resume):
     """Run a driver in its own process (with its own Ray) and signal it once ``completed`` trials are done."""
     script = DRIVER.format(tests=str(TESTS), target=TARGET, resume=resume, uri=stores["tracking_uri"],
                            storage=stores["storage"])
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=ctrl_c_reaches_child)
     deadline = time.time() + 150
     while _completed(stores["storage"]) < completed and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

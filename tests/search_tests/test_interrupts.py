@@ -9,6 +9,14 @@ import pytest
 from nasforge.interrupts import deferred_interrupt, store_write
 
 
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """As in a terminal: started in the background by a shell, pytest would ignore SIGINT."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c():
     os.kill(os.getpid(), signal.SIGINT)
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 import nasforge
-from conftest import runs_of
+from conftest import ctrl_c_reaches_child, runs_of
 from toy_family import TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
@@ -44,7 +44,8 @@ def _completed(storage):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_search_resumes_to_its_target(store, toy, sig):
     script = SCRIPT.format(tests=str(TESTS), target=TARGET, **{"uri": store["tracking_uri"], "storage": store["storage"]})
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=ctrl_c_reaches_child)
     deadline = time.time() + 120
     while _completed(store["storage"]) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

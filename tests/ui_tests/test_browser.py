@@ -148,3 +148,7 @@ def test_a_person_sees_the_search_in_the_mlflow_ui(browser_page, ui, finished_se
     chart = page.locator("div").filter(has=legend).filter(has=page.locator(".scatterlayer")).last
     expect(chart.locator(".scatterlayer .trace .points path.point")).to_have_count(len(history))
     _shot(page, tmp_path / "metric-chart.png", capsys, record_property)
+
+    # the link `nasforge search` prints goes straight to the search's parent run
+    page.goto(result.ui_url(ui()), wait_until="domcontentloaded")
+    expect(page.get_by_role("heading", name="ui-search")).to_be_visible()
