@@ -23,7 +23,9 @@
    ``--work cpu`` (default) makes each trial a fixed amount of single-threaded Python work,
    calibrated to ``--trial-seconds`` on this machine first; ``--work sleep`` sleeps instead
    (only the executor's own parallelism then). Throughput is counted after the first
-   ``max_concurrent`` trials (worker start-up).
+   ``max_concurrent`` trials (worker start-up). For each run it also prints the cores used by
+   the driver, Ray's daemons (raylet, GCS, Python agents) and the trial workers, sampled from
+   ``/proc``: on 2 cores, whatever the driver and the daemons use is taken from the trials.
 
 The machine's other processes compete for the same 2 cores: run it on an idle machine for
 clean figures, and read the printed load average.
@@ -205,11 +207,10 @@ def nasforge_ray(family: str, space: dict, n: int, budget: int, tmp: str, *, max
     return list(stamps.times)
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by this driver and by Ray's processes, by kind
-    (Linux ``/proc``): where the two cores go when trials run side by side."""
+def _process_cpu() -> dict[int, tuple[str, float]]:
+    """pid -> (kind, CPU seconds so far) for this driver and Ray's processes (Linux ``/proc``)."""
     tick = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
+    found: dict[int, tuple[str, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -230,8 +231,41 @@ def cpu_seconds() -> dict[str, float]:
             kind = "ray python daemons"
         else:
             continue
-        totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return totals
+        found[int(entry)] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+class CpuUse:
+    """Cores used by kind of process over a block, sampled every 0.25 s so that trial workers
+    which exit before the end are still counted: where the two cores go when trials run side by side."""
+
+    def __enter__(self):
+        import threading
+
+        self.start, self.peak = _process_cpu(), {}
+        self.started, self.done = time.perf_counter(), threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.done.wait(0.25):
+            for pid, (kind, cpu) in _process_cpu().items():
+                self.peak[pid] = (kind, max(cpu, self.peak.get(pid, (kind, 0.0))[1]))
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        self.wall = time.perf_counter() - self.started
+        for pid, (kind, cpu) in _process_cpu().items():
+            self.peak[pid] = (kind, max(cpu, self.peak.get(pid, (kind, 0.0))[1]))
+        cores: dict[str, float] = {}
+        for pid, (kind, cpu) in self.peak.items():
+            cores[kind] = cores.get(kind, 0.0) + (cpu - self.start.get(pid, (kind, 0.0))[1]) / self.wall
+        self.cores = cores
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.cores.items())) + f" (over {self.wall:.0f} s)"
 
 
 def calibrate(seconds: float) -> int:
@@ -319,17 +353,13 @@ def throughput(args, tmp: str, stamps: Stamps) -> None:
         what = f"sleep {args.trial_seconds:g} s"
     space = {"params": {"x": {"float": [0.0, 1.0]}, **fixed}}
     rates = {}
-    idle = cpu_seconds()
-    time.sleep(5.0)
-    idle = {k: (v - idle.get(k, 0.0)) / 5.0 for k, v in cpu_seconds().items()}
-    print("  CPU use of an idle Ray (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in idle.items()), flush=True)
+    with CpuUse() as idle:
+        time.sleep(5.0)
+    print(f"  cores used by an idle Ray: {idle}", flush=True)
     for concurrent in (1, 2):
-        before, started = cpu_seconds(), time.perf_counter()
-        times = sorted(nasforge_ray("bench_spin", space, n, 1, tmp, max_concurrent=concurrent, stamps=stamps))
-        wall = time.perf_counter() - started
-        used = {k: (v - before.get(k, 0.0)) / wall for k, v in cpu_seconds().items()}
-        print(f"  CPU use during max_concurrent={concurrent} (cores, over {wall:.0f} s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in used.items()), flush=True)
+        with CpuUse() as use:
+            times = sorted(nasforge_ray("bench_spin", space, n, 1, tmp, max_concurrent=concurrent, stamps=stamps))
+        print(f"  cores used during max_concurrent={concurrent}: {use}", flush=True)
         times = times[concurrent - 1:]
         rates[concurrent] = (len(times) - 1) / (times[-1] - times[0])
         print(f"  max_concurrent={concurrent}: {rates[concurrent]:.3f} trials/s "

@@ -235,8 +235,10 @@ def test_an_interrupted_then_killed_driver_resumes_without_duplicates(ray_local,
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])   # the parent, at least
     # kill -9 of a resumed driver: its Ray dies with it, the trial in flight stays RUNNING in the study
     _drive_until(stores, completed=min(_completed(storage) + 1, TARGET - 1), sig=signal.SIGKILL, resume=True)
+    # (on a busy machine the last trial may finish while the kill is on its way: the resume below
+    # must then only close the search; tests/chaos_tests kills Ray drivers at chosen points)
     before = _completed(storage)
-    assert 3 <= before < TARGET
+    assert 3 <= before <= TARGET
 
     result = nasforge.search("toy", space=TOY_SPACE, strategy="tpe", trials=TARGET, budget=10, seed=0,
                              backend="ray", study_name="resumable", experiment="resumable", resume=True, **stores)
