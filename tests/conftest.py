@@ -1,5 +1,4 @@
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -37,10 +36,9 @@ def toy():
         nasforge.unregister(plugin)
 
 
-def ctrl_c_reaches_child():
-    """``preexec_fn`` for a child that the test will Ctrl-C: a shell that starts pytest in the
-    background ignores SIGINT, and the child would inherit that and never see the signal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# Prepended to the script of a child that a test will Ctrl-C: a shell that starts pytest in the
+# background starts it with SIGINT ignored, and children inherit that and never see the signal.
+CTRL_C_REACHES_PYTHON = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 def runs_of(tracking_uri, experiment):

@@ -6,6 +6,7 @@ layer trained for ``budget["epochs"]`` full-batch steps on the task's data.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import nasforge
@@ -17,6 +18,7 @@ class ToyConfig:
     lr: float = 0.1
     mode: str = "ok"        # ok | crash | nan
     width: int = 8
+    pause: float = 0.0      # seconds of sleep per epoch: a search that a test can interrupt mid-way
 
     def __post_init__(self):
         if self.mode not in ("ok", "crash", "nan"):
@@ -48,6 +50,8 @@ class ToyFamily(nasforge.Family):
         opt = torch.optim.SGD(model.parameters(), lr=config.lr)
         metrics = {}
         for epoch in range(1, budget["epochs"] + 1):
+            if config.pause:
+                time.sleep(config.pause)
             if config.mode == "crash" and epoch == 2:
                 raise RuntimeError("toy crash on purpose")
             loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -80,6 +84,11 @@ TOY_SPACE = {
         "mode": "ok",
     }
 }
+
+
+# The same, at ~0.05 s per epoch: tests that signal a running search from outside poll the
+# storage, and trials of a few milliseconds would all be done before the signal lands.
+SLOW_TOY_SPACE = {"params": {**TOY_SPACE["params"], "pause": 0.05}}
 
 
 class ToyPlugin:

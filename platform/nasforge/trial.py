@@ -212,9 +212,21 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     outcome.duration_s = time.perf_counter() - started
     if outcome.reason:
         feedback.set_attr("status_reason", outcome.reason[:1000])
+    if _closed_by_a_resume(tracker, run_id):
+        return outcome
     tracker.end_run(run_id, MLFLOW_STATUS[outcome.status],
                     tags={"status_reason": outcome.reason or "finished", "nasforge_status": outcome.status})
     return outcome
+
+
+def _closed_by_a_resume(tracker: Tracker, run_id: str) -> bool:
+    """Whether the run was ended by someone else: a Ray worker outlives its killed driver, and the
+    resumed search has closed this trial's run as interrupted meanwhile. Ending it again would turn
+    a trial that does not count into a FINISHED run (one read, cheap next to a trial)."""
+    try:
+        return tracker.get_run(run_id).info.status != "RUNNING"
+    except Exception:  # the store is down: the end below reports it as any write would
+        return False
 
 
 def _objective_value(metrics: Mapping[str, float], name: str) -> float:

@@ -11,8 +11,8 @@ import optuna
 import pytest
 
 import nasforge
-from conftest import ctrl_c_reaches_child, runs_of
-from toy_family import TOY_SPACE
+from conftest import CTRL_C_REACHES_PYTHON, runs_of
+from toy_family import SLOW_TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
 TARGET = 10
@@ -21,9 +21,9 @@ SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     import nasforge
-    from toy_family import ToyPlugin, TOY_SPACE
+    from toy_family import ToyPlugin, SLOW_TOY_SPACE
     nasforge.register(ToyPlugin(), name="toy-plugin")
-    nasforge.search("toy", space=TOY_SPACE, strategy="tpe", trials={target}, budget=20, seed=0,
+    nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="tpe", trials={target}, budget=20, seed=0,
                     study_name="resumable", tracking_uri={uri!r}, storage={storage!r})
 """)
 
@@ -43,9 +43,8 @@ def _completed(storage):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_search_resumes_to_its_target(store, toy, sig):
-    script = SCRIPT.format(tests=str(TESTS), target=TARGET, **{"uri": store["tracking_uri"], "storage": store["storage"]})
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=ctrl_c_reaches_child)
+    script = CTRL_C_REACHES_PYTHON + SCRIPT.format(tests=str(TESTS), target=TARGET, **{"uri": store["tracking_uri"], "storage": store["storage"]})
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while _completed(store["storage"]) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -57,7 +56,7 @@ def test_interrupted_search_resumes_to_its_target(store, toy, sig):
     if sig == signal.SIGINT:
         assert "resume=True" in output
 
-    result = nasforge.search("toy", space=TOY_SPACE, strategy="tpe", trials=TARGET, budget=20, seed=0,
+    result = nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="tpe", trials=TARGET, budget=20, seed=0,
                              study_name="resumable", resume=True, **store)
     trials = result.trials
     counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL") and not t.user_attrs.get("interrupted")]
