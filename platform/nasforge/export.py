@@ -31,7 +31,6 @@ MANIFEST = "export.json"
 SEARCH_ROLE = "search"
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class ExportedModel:
     """What :func:`export_result` / :func:`export_run` wrote."""

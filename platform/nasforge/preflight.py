@@ -35,7 +35,6 @@ HTTP_TIMEOUT_S = 5      # per request, during the preflight only
 HTTP_RETRIES = 0
 
 
-
 def reason(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception, short (SQLAlchemy appends the SQL and a help link)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -23,7 +23,6 @@ from nasforge.errors import ScaffoldError
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-
 PYPROJECT = Template('''\
 [build-system]
 requires = ["setuptools>=69"]
