@@ -9,7 +9,7 @@ checked before any heavy import.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from nasforge.errors import ConfigError
 
@@ -47,3 +47,18 @@ def check_number(field: str, value: Any, *, low: float, high: float = math.inf,
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
         raise fail(field, value, f"expected a finite number in {interval}")
+
+
+def check_training(config: Any, *, optimizers: Sequence[str], inits: Sequence[str], clip_modes: Sequence[str]) -> None:
+    """The training fields the supervised families share (mlp, cnn, rnn): ``optimizer``, ``lr``,
+    ``momentum``, ``weight_decay``, ``batch_size``, ``init``, ``clip``, ``clip_value``, ``patience``."""
+    check_choice("optimizer", config.optimizer, optimizers)
+    check_number("lr", config.lr, low=0.0, low_open=True)
+    check_number("momentum", config.momentum, low=0.0, high=1.0, high_open=True)
+    check_number("weight_decay", config.weight_decay, low=0.0)
+    check_int("batch_size", config.batch_size, low=1)
+    check_choice("init", config.init, inits)
+    check_choice("clip", config.clip, clip_modes)
+    check_number("clip_value", config.clip_value, low=0.0, low_open=True)
+    if config.patience is not None:
+        check_int("patience", config.patience, low=1)

@@ -69,8 +69,7 @@ def _log_summary_plots(result, tracker) -> list[str]:
         with open(os.path.join(tmp, NOTES_FILE), "w") as f:  # always: a resumed search replaces the old one
             f.write("\n".join(notes or ["every plot was drawn"]) + "\n")
         files = sorted(os.listdir(tmp))
-        for file in files:
-            tracker.log_artifact(result.parent_run_id, os.path.join(tmp, file), ARTIFACT_DIR)
+        tracker.log_artifacts(result.parent_run_id, tmp, ARTIFACT_DIR)
     return [f"{ARTIFACT_DIR}/{f}" for f in files]
 
 

@@ -127,12 +127,6 @@ def log_strategies(result, tracker) -> None:
     """Per-strategy metrics on the parent run (``best_<metric>.<strategy>``, ``time_to_best_s.<strategy>``,
     ``best_at.<strategy>``, ``n_trials.<strategy>``), the curve ``best_so_far.<strategy>`` (step = the
     strategy's trial count: the UI overlays them), the ``best_strategy`` tag and ``strategies.csv``."""
-    import time
-
-    from mlflow.entities import Metric
-
-    from nasforge.tracking import MAX_METRICS
-
     parts = by_strategy(result)
     metric = f"best_{result.spec.objectives[0].metric}"
     metrics: dict[str, float] = {}
@@ -147,15 +141,12 @@ def log_strategies(result, tracker) -> None:
         tags["best_strategy"] = strategy_of(result.best_trial, result.spec)
     tracker.log(result.parent_run_id, metrics=metrics, tags=tags)
 
-    now = int(time.time() * 1000)
     points = []
     for name, curve in best_so_far(result).items():
         key = f"best_so_far.{name}"
         logged = max((m.step for m in tracker.client.get_metric_history(result.parent_run_id, key)), default=0)
-        points += [Metric(key, float(v), now, step) for step, v in enumerate(curve, 1)
-                   if v is not None and step > logged]
-    for i in range(0, len(points), MAX_METRICS):
-        tracker.client.log_batch(result.parent_run_id, metrics=points[i:i + MAX_METRICS])
+        points += [(key, v, step) for step, v in enumerate(curve, 1) if v is not None and step > logged]
+    tracker.log_points(result.parent_run_id, points)
     tracker.log_text(result.parent_run_id, format_csv(parts), "strategies.csv")
 
 

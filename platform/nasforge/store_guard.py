@@ -74,8 +74,14 @@ class GuardedTracker(Tracker):
     def log(self, run_id: str, **kwargs) -> None:
         return self._guard(super().log, run_id, **kwargs)
 
+    def log_points(self, run_id: str, points: list) -> None:
+        return self._guard(super().log_points, run_id, points)
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         return self._guard(super().log_text, run_id, text, artifact_file)
+
+    def log_artifacts(self, run_id: str, folder: str, artifact_path: str | None = None) -> None:
+        return self._guard(super().log_artifacts, run_id, folder, artifact_path)
 
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         return self._guard(super().log_artifact, run_id, path, artifact_path)

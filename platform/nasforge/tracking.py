@@ -118,12 +118,26 @@ class Tracker:
             tag_list = tag_list[MAX_TAGS:]
 
     @store_write
+    def log_points(self, run_id: str, points: list[tuple[str, float, int]]) -> None:
+        """Log ``(key, value, step)`` points (curves with their own steps) in as few batches as allowed."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, int(step)) for key, value, step in points]
+        for i in range(0, len(metrics), MAX_METRICS):
+            self.client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS])
+
+    @store_write
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
     @store_write
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, path, artifact_path)
+
+    @store_write
+    def log_artifacts(self, run_id: str, folder: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, folder, artifact_path)
 
     @store_write
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from nasforge.checks import check_bool, check_choice, check_int, check_number, fail
+from nasforge.checks import check_bool, check_choice, check_int, check_number, check_training, fail
 from nasforge.errors import ConfigError
 
 # Kept in step with nasforge.training (which imports torch); a test checks they agree.
@@ -101,16 +101,7 @@ class CNNConfig:
         check_int("dense_units", self.dense_units, low=1)
         check_choice("dense_activation", self.dense_activation, ACTIVATIONS)
         check_number("dense_dropout", self.dense_dropout, low=0.0, high=1.0, high_open=True)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("lr", self.lr, low=0.0, low_open=True)
-        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_number("weight_decay", self.weight_decay, low=0.0)
-        check_int("batch_size", self.batch_size, low=1)
-        check_choice("init", self.init, INITS)
-        check_choice("clip", self.clip, CLIP_MODES)
-        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
-        if self.patience is not None:
-            check_int("patience", self.patience, low=1)
+        check_training(self, optimizers=OPTIMIZERS, inits=INITS, clip_modes=CLIP_MODES)
 
     @staticmethod
     def _block(i: int, block: Any) -> BlockConfig:

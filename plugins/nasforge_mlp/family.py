@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from nasforge.checks import check_choice, check_int, check_number, fail
+from nasforge.checks import check_choice, check_int, check_number, check_training, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
@@ -61,16 +61,7 @@ class MLPConfig:
             check_int("n_layers", self.n_layers, low=0)
             if self.n_layers != len(self.layers):
                 raise fail("n_layers", self.n_layers, f"it must equal len(layers) = {len(self.layers)}")
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("lr", self.lr, low=0.0, low_open=True)
-        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_number("weight_decay", self.weight_decay, low=0.0)
-        check_int("batch_size", self.batch_size, low=1)
-        check_choice("init", self.init, INITS)
-        check_choice("clip", self.clip, CLIP_MODES)
-        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
-        if self.patience is not None:
-            check_int("patience", self.patience, low=1)
+        check_training(self, optimizers=OPTIMIZERS, inits=INITS, clip_modes=CLIP_MODES)
 
     @staticmethod
     def _layer(i: int, layer: Any) -> LayerConfig:

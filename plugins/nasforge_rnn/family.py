@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from nasforge.checks import check_choice, check_int, check_number, fail
+from nasforge.checks import check_choice, check_int, check_number, check_training, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.tasks import Task
@@ -52,16 +52,7 @@ class RNNConfig:
             raise fail("tbptt_steps", self.tbptt_steps,
                         "truncated BPTT needs bidirectional=False (the backward direction reads the whole "
                         "sequence); use tbptt_steps=0")
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("lr", self.lr, low=0.0, low_open=True)
-        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_number("weight_decay", self.weight_decay, low=0.0)
-        check_int("batch_size", self.batch_size, low=1)
-        check_choice("init", self.init, INITS)
-        check_choice("clip", self.clip, CLIP_MODES)
-        check_number("clip_value", self.clip_value, low=0.0, low_open=True)
-        if self.patience is not None:
-            check_int("patience", self.patience, low=1)
+        check_training(self, optimizers=OPTIMIZERS, inits=INITS, clip_modes=CLIP_MODES)
 
 
 class RNNFamily(Family):

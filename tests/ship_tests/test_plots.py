@@ -11,6 +11,7 @@ import nasforge
 from nasforge import plots
 from nasforge.result import SearchResult
 from nasforge.spec import build_spec
+from conftest import toy_registered
 from toy_family import TOY_SPACE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,14 +41,8 @@ def _image_size(data: bytes) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def toy():
     """The toy family for this whole module (overrides conftest's per-test registration)."""
-    from toy_family import ToyPlugin
-
-    plugin = ToyPlugin()
-    nasforge.register(plugin, name="toy-plugin")
-    try:
+    with toy_registered() as plugin:
         yield plugin
-    finally:
-        nasforge.unregister(plugin)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +151,7 @@ def test_logging_that_fails_entirely_is_only_a_warning(toy):
     """Even a tracker that cannot write anything does not raise out of log_summary_plots."""
 
     class NoStore:
-        def log_artifact(self, run_id, path, artifact_path=None):
+        def log_artifacts(self, run_id, folder, artifact_path=None):
             raise OSError("store is gone")
 
     result = _result_with_values([0.1, 0.2, 0.3])
