@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -22,9 +23,9 @@ def store(tmp_path, monkeypatch):
     }
 
 
-@pytest.fixture
-def toy():
-    """The toy family, registered at run time and removed afterwards."""
+@contextlib.contextmanager
+def toy_registered():
+    """The toy family, registered at run time while the block runs."""
     import nasforge
     from toy_family import ToyPlugin
 
@@ -34,6 +35,51 @@ def toy():
         yield plugin
     finally:
         nasforge.unregister(plugin)
+
+
+@pytest.fixture
+def toy():
+    """The toy family, registered at run time and removed afterwards."""
+    with toy_registered() as plugin:
+        yield plugin
+
+
+@contextlib.contextmanager
+def local_ray():
+    """A throwaway local Ray (2 CPUs, no dashboard, no auth token file in $HOME); yields its address."""
+    import logging
+
+    import ray
+
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+
+
+def completed_trials(storage, study_name="resumable"):
+    """COMPLETE trials of a study another process is writing (0 before it exists)."""
+    import time
+
+    import optuna
+
+    for _ in range(50):  # a busy search can hold the sqlite lock for a moment: read again
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:  # the search has not created the study yet
+            return 0
+        except Exception:
+            time.sleep(0.1)
+            continue
+        return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    return 0
 
 
 # Prepended to the script of a child that a test will Ctrl-C: a shell that starts pytest in the

@@ -13,7 +13,6 @@ trial in the result, the Optuna storage and the parent run's metrics.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import queue
 import random
@@ -31,7 +30,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import runs_of
+from conftest import local_ray, runs_of
 from toy_family import TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
@@ -223,18 +222,9 @@ def test_local_driver_survives_repeated_sigkill(zygote, toy, tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def ray_address():
     """A local Ray (2 CPUs) that every driver joins as a new job, as on a cluster; its address."""
-    ray = pytest.importorskip("ray")
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"   # no token file in $HOME for a throwaway test cluster
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
+    pytest.importorskip("ray")
+    with local_ray() as address:
+        yield address
 
 
 def test_ray_driver_survives_repeated_sigkill(zygote, ray_address, toy, tmp_path, monkeypatch, capsys):

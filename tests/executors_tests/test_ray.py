@@ -1,7 +1,5 @@
 """The Ray executor on a real local Ray (2 CPUs): same run tree as locally, schedulers, failures, resume."""
 
-import logging
-import os
 import re
 import signal
 import subprocess
@@ -15,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import CTRL_C_REACHES_PYTHON, runs_of
+from conftest import CTRL_C_REACHES_PYTHON, completed_trials, local_ray, runs_of
 from toy_family import SLOW_TOY_SPACE, TOY_SPACE, ToyPlugin
 
 ray = pytest.importorskip("ray")
@@ -27,17 +25,8 @@ WORKER_TAGS = {"tags.worker_node", "tags.worker"}
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray for the module (starting Ray takes seconds); shut down afterwards."""
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"   # no token file in $HOME for a throwaway test cluster
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    try:
+    with local_ray():
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -197,18 +186,6 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _completed(storage):
-    for _ in range(50):  # a busy driver can hold the sqlite lock for a moment: read again
-        try:
-            study = optuna.load_study(study_name="resumable", storage=storage)
-        except KeyError:  # the driver has not created the study yet
-            return 0
-        except Exception:
-            time.sleep(0.1)
-            continue
-        return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    return 0
-
 
 def _drive_until(stores, *, completed, sig, resume):
     """Run a driver in its own process (with its own Ray) and signal it once ``completed`` trials are done."""
@@ -216,7 +193,7 @@ def _drive_until(stores, *, completed, sig, resume):
                            storage=stores["storage"])
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 150
-    while _completed(stores["storage"]) < completed and proc.poll() is None and time.time() < deadline:
+    while completed_trials(stores["storage"]) < completed and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
     proc.send_signal(sig)
@@ -233,8 +210,8 @@ def test_an_interrupted_then_killed_driver_resumes_without_duplicates(ray_local,
     runs = runs_of(uri, "resumable")
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])   # the parent, at least
     # kill -9 of a resumed driver: its Ray dies with it, the trial in flight stays RUNNING in the study
-    _drive_until(stores, completed=min(_completed(storage) + 1, TARGET - 1), sig=signal.SIGKILL, resume=True)
-    before = _completed(storage)
+    _drive_until(stores, completed=min(completed_trials(storage) + 1, TARGET - 1), sig=signal.SIGKILL, resume=True)
+    before = completed_trials(storage)
     assert 3 <= before < TARGET
 
     result = nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="tpe", trials=TARGET, budget=10, seed=0,

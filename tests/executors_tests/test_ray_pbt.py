@@ -1,15 +1,13 @@
 """Population Based Training on a real local Ray: exploits copy checkpoints, MLflow shows them."""
 
 import json
-import logging
-import os
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import runs_of
+from conftest import local_ray, runs_of
 from nasforge.errors import SpecError
 from toy_family import TOY_SPACE, ToyPlugin
 
@@ -31,17 +29,8 @@ PBT_OPTIONS = {"perturbation_interval": 2, "quantile_fraction": 0.5}
 
 @pytest.fixture(scope="module")
 def ray_local():
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    try:
+    with local_ray():
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def test_pbt_exploits_copy_checkpoints_and_mlflow_shows_them(ray_local, tmp_path) -> None:

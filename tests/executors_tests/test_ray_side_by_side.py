@@ -1,12 +1,10 @@
 """Strategies side by side on a real local Ray: the workers are shared, each trial tagged with its strategy."""
 
-import logging
-import os
 
 import pytest
 
 import nasforge
-from conftest import runs_of
+from conftest import local_ray, runs_of
 from toy_family import TOY_SPACE
 
 ray = pytest.importorskip("ray")
@@ -14,17 +12,8 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture
 def ray_local():
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    try:
+    with local_ray():
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def test_ray_runs_strategies_side_by_side_on_shared_workers(ray_local, store, toy):

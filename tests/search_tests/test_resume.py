@@ -7,11 +7,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 
 import nasforge
-from conftest import CTRL_C_REACHES_PYTHON, runs_of
+from conftest import CTRL_C_REACHES_PYTHON, completed_trials, runs_of
 from toy_family import SLOW_TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
@@ -28,30 +27,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _completed(storage):
-    for _ in range(50):  # a busy search can hold the sqlite lock for a moment: read again
-        try:
-            study = optuna.load_study(study_name="resumable", storage=storage)
-        except KeyError:  # the search has not created the study yet
-            return 0
-        except Exception:
-            time.sleep(0.1)
-            continue
-        return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    return 0
-
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_search_resumes_to_its_target(store, toy, sig):
     script = CTRL_C_REACHES_PYTHON + SCRIPT.format(tests=str(TESTS), target=TARGET, **{"uri": store["tracking_uri"], "storage": store["storage"]})
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
-    while _completed(store["storage"]) < 3 and proc.poll() is None and time.time() < deadline:
+    while completed_trials(store["storage"]) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stdout.read().decode()
     proc.send_signal(sig)
     output = proc.communicate(timeout=60)[0].decode()
-    before = _completed(store["storage"])
+    before = completed_trials(store["storage"])
     assert 3 <= before < TARGET
     if sig == signal.SIGINT:
         assert "resume=True" in output

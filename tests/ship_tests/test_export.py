@@ -11,6 +11,7 @@ import nasforge
 from nasforge.cli import main
 from nasforge.export import ExportError, export_run
 from nasforge.trial import load_task
+from conftest import toy_registered
 from toy_family import TOY_SPACE
 
 ALL = ("mlflow", "pt2", "torchscript")
@@ -19,14 +20,8 @@ ALL = ("mlflow", "pt2", "torchscript")
 @pytest.fixture(scope="module")
 def toy():
     """The toy family for this whole module (overrides conftest's per-test registration)."""
-    from toy_family import ToyPlugin
-
-    plugin = ToyPlugin()
-    nasforge.register(plugin, name="toy-plugin")
-    try:
+    with toy_registered() as plugin:
         yield plugin
-    finally:
-        nasforge.unregister(plugin)
 
 
 @pytest.fixture(scope="module")
