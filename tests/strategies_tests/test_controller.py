@@ -88,8 +88,7 @@ def test_space_becomes_decisions_with_documented_bins():
 def test_inactive_decisions_are_not_sampled_and_get_no_gradient():
     sampler = ControllerSampler(space=NESTED, seed=0, batch_size=4)
     study = optuna.create_study(sampler=sampler, direction="maximize")
-    heads = {name: sampler.policy.heads[i]
-             for i, name in enumerate(d.name for d in sampler.decisions)}
+    heads = {d.name: sampler.policy.heads[sampler.policy.slots[i]] for i, d in enumerate(sampler.decisions)}
     before = {name: [p.detach().clone() for p in head.parameters()] for name, head in heads.items()}
     for _ in range(4):   # shallow, linear-head architectures: width and the third layer stay inactive
         study.enqueue_trial({"depth": 2, "head": "linear"})
@@ -104,8 +103,8 @@ def test_inactive_decisions_are_not_sampled_and_get_no_gradient():
 
 
 def test_decisions_with_the_same_choices_can_share_a_softmax():
-    separate = ControllerSampler(space=NESTED, seed=0)
-    shared = ControllerSampler(space=NESTED, seed=0, share=True)   # as ENAS shares them
+    separate = ControllerSampler(space=NESTED, seed=0, share=False)
+    shared = ControllerSampler(space=NESTED, seed=0)   # the default, as ENAS shares them
     assert len(set(separate.policy.slots)) == len(separate.decisions) == 7
     assert shared.policy.slots == [0, 1, 1, 1, 2, 3, 4]
 
@@ -146,6 +145,32 @@ def test_controller_learns_the_toy_optimum_and_beats_random():
     # random search averages 6/4 = 1.5 matching decisions
     assert np.mean(random_means) == pytest.approx(1.5, abs=0.35)
     assert np.mean(controller_means) > np.mean(random_means) + 1.5
+
+
+def test_self_imitation_raises_only_the_architectures_that_beat_the_baseline():
+    """After the REINFORCE step, one step on past trials with max(R - b, 0) (Oh et al. 2018)."""
+    sampler = ControllerSampler(space=TOY, seed=0, batch_size=4, entropy_weight=0.0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(toy_objective, n_trials=8)       # two updates; memory holds all 8 trials
+    assert [r for _, r in sampler.memory] == [t.value for t in study.trials]
+    shaped = sampler._shape(np.array(sampler.rewards_seen))
+    better = {i for i, r in enumerate(shaped) if r > sampler.baseline}
+    assert 0 < len(better) < 8
+    sequences = [seq for seq, _ in sampler.memory]
+    before = sampler._score(sequences)[0].detach()
+    loss = sampler._imitate()
+    after = sampler._score(sequences)[0].detach()
+    assert loss > 0 and sampler.history[-1]["imitation_loss"] > 0   # -w * mean of adv * log p
+    advantage = torch.tensor(np.maximum(shaped - sampler.baseline, 0), dtype=after.dtype)
+    assert (advantage * after).sum() > (advantage * before).sum()   # the imitated ones gained, weighted
+    rows = sorted(better)
+    assert after[rows].mean() > before[rows].mean()
+
+    without = ControllerSampler(space=TOY, seed=0, batch_size=4, entropy_weight=0.0, self_imitation=0.0)
+    again = optuna.create_study(sampler=without, direction="maximize")
+    again.optimize(toy_objective, n_trials=8)
+    assert [t.params for t in again.trials[:4]] == [t.params for t in study.trials[:4]]   # same until the step
+    assert all(h["imitation_loss"] == 0.0 for h in without.history)
 
 
 # -- resume ------------------------------------------------------------------------------
@@ -199,6 +224,9 @@ def test_bad_options_name_the_parameter():
         ControllerSampler(reward="best")
     with pytest.raises(ConfigError, match="lr must be a positive number"):
         ControllerSampler(lr=0)
+    for bad in (-0.1, float("nan"), True, "0.3"):
+        with pytest.raises(ConfigError, match=r"self_imitation must be a number >= 0, got"):
+            ControllerSampler(self_imitation=bad)
     with pytest.raises(ConfigError, match="no parameter to decide"):
         ControllerSampler(space=SearchSpace.from_dict({"x": 1}))
 

@@ -73,8 +73,9 @@ class ControllerPolicy(nn.Module):
                      offset: bool = False) -> list[nn.Parameter]:
         """Append a decision: its own embedding and head (seeded by its key), or, with ``tie_to``,
         those of an earlier decision with the same choices (ENAS shares them so). ``offset``
-        gives it logit offsets of its own (zeros at first), so a decision that shares a head can
-        still prefer its own choices. Returns the new parameters."""
+        gives it logit offsets of its own (zeros at first, added after the temperature), so a
+        decision that shares a head still learns its own preferences about as fast as with a head
+        of its own. Returns the new parameters."""
         own = []
         self.offset_of.append(len(self.offsets) if offset else None)
         if offset:
@@ -107,10 +108,10 @@ class ControllerPolicy(nn.Module):
             new_state.append((h, c))
             x = h
         logits = self.heads[self.slots[decision]](x)
-        if self.offset_of[decision] is not None:
-            logits = logits + self.offsets[self.offset_of[decision]]
         if self.temperature is not None:
             logits = logits / self.temperature
+        if self.offset_of[decision] is not None:   # after the temperature: not slowed down by it
+            logits = logits + self.offsets[self.offset_of[decision]]
         if self.tanh_constant is not None:
             logits = self.tanh_constant * torch.tanh(logits)
         return logits, new_state
