@@ -12,9 +12,9 @@ accuracy. 30 seeds by default: with 10, a standard deviation is itself uncertain
 and the goal below compares means with standard deviations.
 
 ``controller`` is ``ControllerSampler`` with its defaults; ``controller-unshared`` gives each
-of the cell's 6 edges a softmax of its own (``share=False``, as in Zoph & Le). ``--ablation`` runs the controller with
-one setting changed at a time against its defaults, Zoph & Le's own settings and random
-search, to show what each fix buys. The goal lines at the end say whether the controller's
+of the cell's 6 edges a softmax of its own (``share=False``, as in Zoph & Le). ``--ablation``
+runs the controller with one setting changed at a time against its defaults, Zoph & Le's own
+settings and random search, to show what each fix buys. The goal lines at the end say whether the controller's
 mean beats random search's by more than the larger of the two standard deviations, and
 whether it reaches TPE's mean minus TPE's standard deviation.
 
@@ -26,7 +26,7 @@ Usage::
     python benchmarks/strategies_nasbench201.py --ablation [--variants "defaults,lr 0.01"] [--jobs 2]
 
 Timing (2 cores, 2 processes): a 200-trial controller run takes ~4 s, so 30 seeds of every
-strategy on the three data sets take ~8 min; the ablation ~45 min.
+strategy on the three data sets take ~8 min; the whole ablation (22 rows) ~1 h.
 
 The CMA-ES sampler has no categorical model: Optuna runs it on this all-categorical space
 with its independent (random) fallback, so it is a second random search here.

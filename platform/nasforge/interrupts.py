@@ -63,3 +63,17 @@ def store_write(function: F) -> F:
             return function(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def release_storage_session(study) -> None:
+    """Roll back and hand back this thread's Optuna storage session (best effort).
+
+    Called first thing after a Ctrl-C: if the interrupt landed inside one of the session's
+    transactions (the shield above is off while a library such as Ray Tune owns SIGINT), the
+    clean-up that follows starts from a fresh session instead of a half-done transaction.
+    """
+    backend = getattr(study._storage, "_backend", study._storage)   # optuna's cache wraps the RDB storage
+    scoped = getattr(backend, "scoped_session", None)
+    if scoped is not None:
+        with contextlib.suppress(Exception):
+            scoped.remove()

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from nasforge.errors import SpecError
+from nasforge.interrupts import release_storage_session
 from nasforge.plugins import get_registry
 from nasforge.result import SearchResult
 from nasforge.spec import SearchSpec, make_pruner, make_sampler
@@ -52,6 +53,7 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     except KeyboardInterrupt:
         tracker.disarm()
         monitor.close()
+        release_storage_session(study)
         try:
             tracker.end_run(parent_run_id, "KILLED", tags={"status_reason": "interrupted; resume with resume=True"})
             done = count_done(study)

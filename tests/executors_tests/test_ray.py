@@ -204,7 +204,7 @@ def test_an_interrupted_then_killed_driver_resumes_without_duplicates(ray_local,
     uri, storage = stores["tracking_uri"], stores["storage"]
     # Ctrl-C: the trials in flight are settled and their runs closed before the driver exits
     output = _drive_until(stores, completed=2, sig=signal.SIGINT, resume=False)
-    assert "resume=True" in output
+    assert "resume=True" in output, output
     study = optuna.load_study(study_name="resumable", storage=storage)
     assert all(t.state.name != "RUNNING" for t in study.trials)
     runs = runs_of(uri, "resumable")

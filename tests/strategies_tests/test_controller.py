@@ -287,7 +287,7 @@ def test_search_on_nasbench201_logs_the_controller_curves(store):
     assert parent["tags.controller.updates"] == "5"
     assert set(json.loads(parent["tags.controller.most_probable"])) == {f"Op{i}" for i in range(6)}
     client = MlflowClient(store["tracking_uri"])
-    for curve in ("mean_reward", "baseline", "entropy", "loss", "greedy_prob"):
+    for curve in ("mean_reward", "baseline", "entropy", "loss", "imitation_loss", "greedy_prob"):
         history = client.get_metric_history(result.parent_run_id, f"controller.{curve}")
         assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     rewards = sorted(client.get_metric_history(result.parent_run_id, "controller.mean_reward"), key=lambda m: m.step)

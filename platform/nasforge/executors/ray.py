@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -112,7 +113,11 @@ def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, c
         try:
             tuner.fit()
         except KeyboardInterrupt:
-            _settle_interrupted(study, tracker, context, searcher, connected_here)
+            try:
+                _settle_interrupted(study, tracker, context, searcher, connected_here)
+            except Exception as exc:  # best effort: resume=True settles what is left, and says so below
+                print(f"could not settle the trials in flight ({type(exc).__name__}: {exc}); resume=True will",
+                      file=sys.stderr)
             raise
     searcher.fail_pending("the Ray experiment ended before the trial reported an outcome")
     tracker.close_running_children(context.parent_run_id, "interrupted (its Ray worker died)")
@@ -189,6 +194,7 @@ def _settle_interrupted(study, tracker, context: TrialContext, searcher, connect
     """Ctrl-C: stop the trials' workers, then settle the trials in flight as a resume would."""
     import ray
 
+    from nasforge.interrupts import release_storage_session
     from nasforge.runner import recover_interrupted
 
     if connected_here:
@@ -202,5 +208,6 @@ def _settle_interrupted(study, tracker, context: TrialContext, searcher, connect
         for actor in actors:
             with contextlib.suppress(Exception):
                 ray.get(actor.__ray_ready__.remote(), timeout=10)   # raises once the actor is gone
+    release_storage_session(study)
     recover_interrupted(study, tracker)
     tracker.close_running_children(context.parent_run_id, "interrupted (KeyboardInterrupt)")

@@ -60,9 +60,9 @@ class ControllerSampler(BaseSampler):
 
     The network follows Zoph & Le (2017): 2 LSTM layers of 35 units, weights uniform in
     [-0.08, 0.08], a softmax per decision (shared, as in ENAS, by decisions with the same
-    choices), Adam. The training defaults are not theirs: they
-    searched 12,800 architectures, nasforge's searches run 50-500 trials. What each default
-    buys is printed by ``benchmarks/strategies_nasbench201.py --ablation`` (NAS-Bench-201):
+    choices), Adam. The training defaults are not theirs: they searched 12,800 architectures,
+    nasforge's searches run 50-500 trials. What each default buys is printed by
+    ``benchmarks/strategies_nasbench201.py --ablation`` (NAS-Bench-201):
 
     * ``lr=0.03`` (theirs: 6e-4). At 6e-4 a few hundred trials hardly move the policy: the
       controller stays a random search that also re-runs repeats -- why plain REINFORCE does

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-CURVES = ("mean_reward", "max_reward", "mean_shaped_reward", "baseline", "entropy", "loss", "greedy_prob")
+CURVES = ("mean_reward", "max_reward", "mean_shaped_reward", "baseline", "entropy", "loss", "imitation_loss",
+          "greedy_prob")
 PREFIX = "controller."
 
 
