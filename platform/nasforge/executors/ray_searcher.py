@@ -33,6 +33,7 @@ from ray.tune.search import Searcher
 from nasforge.executors.ray_trainable import (
     EVENT, FINAL, INTERMEDIATE, NUMBER, OBJECTIVE, OUTCOME, PARAMS, RUN_ID, STARTED, STEP, STRATEGY, stop_reason,
 )
+from nasforge.interrupts import deferred_interrupt
 from nasforge.trial import COMPLETE, FAILED, PRUNED, TrialOutcome
 
 log = logging.getLogger("nasforge.ray")
@@ -79,9 +80,10 @@ class StudySearcher(Searcher):
         if is_exhausted is not None and is_exhausted(self.study):
             self.exhausted = True
             return Searcher.FINISHED
-        trial = self.study.ask()
-        params = self.space.sample(trial)
-        self.records[trial_id] = _Record(trial=trial, params=dict(params))
+        with deferred_interrupt():   # a Ctrl-C waits until the new trial is fully written
+            trial = self.study.ask()
+            params = self.space.sample(trial)
+            self.records[trial_id] = _Record(trial=trial, params=dict(params))
         config = {NUMBER: trial.number, PARAMS: params}
         if self.side_by_side:   # the study's sampler dealt the trial to one strategy (its MLflow tag)
             config[STRATEGY] = self.study.sampler.strategy_of(trial)
