@@ -211,6 +211,10 @@ def main(argv=None) -> int:
               "spread at the largest N", flush=True)
         print("(beats: mean - random's mean > the larger of the two standard deviations; within: mean >= "
               "TPE's mean - TPE's standard deviation)", flush=True)
+        if args.seeds < 20:
+            print(f"(only {args.seeds} seeds: each standard deviation is uncertain by ~"
+                  f"{100 / (2 * max(args.seeds - 1, 1)) ** 0.5:.0f} %, too much for these lines to mean much; "
+                  "use --seeds 30)", flush=True)
         controllers = [label for label, strategy, _ in rows if strategy.startswith("controller")]
         for dataset in datasets:
             r, t = report[dataset]["random"], report[dataset]["tpe"]
