@@ -453,9 +453,10 @@ class ControllerSampler(BaseSampler):
 
     def _shape(self, rewards: np.ndarray) -> np.ndarray:
         seen = np.asarray(self.rewards_seen or rewards, dtype=float)
-        if self.reward == "rank":
-            below = (seen[None, :] < rewards[:, None]).sum(1)
-            equal = (seen[None, :] == rewards[:, None]).sum(1)
+        if self.reward == "rank":   # (rewards below + half the equal ones) / all; sorted: O(n log n)
+            ordered = np.sort(seen)
+            below = np.searchsorted(ordered, rewards, side="left")
+            equal = np.searchsorted(ordered, rewards, side="right") - below
             return (below + 0.5 * equal) / max(len(seen), 1)
         if self.reward == "zscore":
             return (rewards - seen.mean()) / (seen.std() + 1e-8) if len(seen) > 1 else rewards - seen.mean()
@@ -484,7 +485,7 @@ class ControllerSampler(BaseSampler):
         self._snapshot_due = True
         greedy, greedy_log_prob = self.most_probable(template=batch[-1][0])
         self.history.append({
-            "step": self.step, "rewards": len(self.rewards_seen), "mean_reward": float(raw.mean()),
+            "step": self.step, "rewards": len(self.memory), "mean_reward": float(raw.mean()),
             "max_reward": float(raw.max()), "mean_shaped_reward": float(shaped.mean()),
             "baseline": float(baseline), "entropy": float(entropy.detach().mean()), "loss": float(loss.detach()),
             "imitation_loss": imitation,
