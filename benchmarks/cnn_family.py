@@ -66,7 +66,7 @@ def throughput(args) -> None:
 
     from nasforge import training
     from nasforge.family import NullReporter
-    from nasforge.tasks import load_mnist1d_task
+    from nasforge.data.builtin_tasks import load_mnist1d_task
     from nasforge_cnn import CNNFamily
 
     family, task = CNNFamily(), load_mnist1d_task(0)
@@ -153,8 +153,8 @@ def _search_in(tmp: str, args):
 
     import nasforge
     from nasforge.plugins import get_registry
-    from nasforge.runner import rebuild_model
-    from nasforge.trial import load_task
+    from nasforge.results.models import rebuild_model
+    from nasforge.data.tasks import load_task
 
     w0, c0 = time.perf_counter(), time.process_time()
     result = nasforge.search(

@@ -106,7 +106,7 @@ def throughput(family_name: str, params: dict, minimal, *, epochs: int, repeats:
 
     from nasforge import training
     from nasforge.plugins import get_registry
-    from nasforge.trial import load_task
+    from nasforge.data.tasks import load_task
 
     family = get_registry().get("family", family_name)
     task = load_task("digits", 0)

@@ -263,7 +263,7 @@ _FINISH_PARTS: dict[str, float] = {}
 
 def _install_hooks() -> None:
     import nasforge
-    from nasforge import runner
+    from nasforge.results import finish, result
 
     nasforge.register(_RECORDER, name="benchmark-recorder")
 
@@ -277,8 +277,8 @@ def _install_hooks() -> None:
                 _FINISH_PARTS[name] = _FINISH_PARTS.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    runner._log_model = timed("log_model (mlflow.pytorch pt2)", runner._log_model)
-    runner.rebuild_model = timed("rebuild best model (download weights)", runner.rebuild_model)
+    finish.log_model = timed("log_model (mlflow.pytorch pt2)", finish.log_model)
+    result.rebuild_model = timed("rebuild best model (download weights)", result.rebuild_model)
 
 
 def run_nasforge(workdir: str, timing: RunTiming, *, trials: int, epochs: int, seed: int,
@@ -414,7 +414,7 @@ def main(argv=None) -> int:
     for name in ("mlflow", "mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    from nasforge.tasks import load_digits_task
+    from nasforge.data.builtin_tasks import load_digits_task
     from nasforge_mlp import MLPFamily
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -291,7 +291,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
 
-    from nasforge.runner import quiet_mlflow
+    from nasforge.stores.mlflow_runs import quiet_mlflow
 
     quiet_mlflow()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -84,7 +84,7 @@ ABLATION = {
 def make_sampler(strategy: str, seed: int, options: dict | None = None):
     import optuna
 
-    from nasforge.space import SearchSpace
+    from nasforge.spec.space import SearchSpace
 
     options = dict(options or {})
     if strategy == "random":
@@ -96,7 +96,7 @@ def make_sampler(strategy: str, seed: int, options: dict | None = None):
     if strategy == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if strategy == "evolution":
-        from nasforge.strategies.evolution import RegularizedEvolutionSampler
+        from nasforge.strategies.evolution_sampler import RegularizedEvolutionSampler
 
         return RegularizedEvolutionSampler(seed=seed, **options)
     if strategy in ("controller", "controller-unshared"):   # -unshared: a softmax per edge
@@ -114,7 +114,7 @@ def run_one(job: tuple) -> dict:
     import numpy as np
     import optuna
 
-    from nasforge.space import SearchSpace
+    from nasforge.spec.space import SearchSpace
     from nasforge_nasbench.table import load_table
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -1,4 +1,4 @@
-"""Seconds the summary plots (nasforge.plots) add to one search.
+"""Seconds the summary plots (nasforge.results.plots) add to one search.
 
 Runs ``--searches`` searches of ``--trials`` trials in this process (each on its own temp store)
 and times ``log_summary_plots`` inside each: the first search pays matplotlib's import, the
@@ -25,7 +25,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import nasforge
-    import nasforge.plots as plots
+    import nasforge.results.plots as plots
 
     inner, spent = plots.log_summary_plots, []
 

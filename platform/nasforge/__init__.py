@@ -18,9 +18,9 @@ from nasforge.errors import (
 from nasforge.family import Family, NullReporter, Reporter
 from nasforge.hookspecs import hookimpl
 from nasforge.plugins import get_registry, register, unregister
-from nasforge.space import Objective, SearchSpace
+from nasforge.data.tasks import Task, TaskDef
+from nasforge.spec.space import Objective, SearchSpace
 from nasforge.strategies.base import PrunerDef, StrategyDef
-from nasforge.tasks import Task, TaskDef
 
 __version__ = "0.1.0"
 

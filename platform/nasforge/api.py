@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nasforge.result import SearchResult
-from nasforge.space import SearchSpace
+from nasforge.results.result import SearchResult
+from nasforge.runner import run_search
+from nasforge.spec.arguments import build_spec
+from nasforge.spec.space import SearchSpace
 
 
 def search(
@@ -88,9 +90,6 @@ def search(
         >>> result = nasforge.search("mlp", task="digits", trials=20, seed=0)  # doctest: +SKIP
         >>> result.best_params, result.best_value, result.best_model()        # doctest: +SKIP
     """
-    from nasforge.runner import run_search
-    from nasforge.spec import build_spec
-
     spec = build_spec(
         family, task=task, space=space, strategy=strategy, pruner=pruner, objective=objective,
         budget=budget, trials=trials, seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend,

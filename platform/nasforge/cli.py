@@ -94,7 +94,7 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
             print(f"best trial {result.best_trial.number} on the test split: {shown}", file=file)
     if spec.side_by_side:
-        from nasforge.side_by_side import format_table
+        from nasforge.results.by_strategy import format_table
 
         print("strategies side by side (* found the best; found at = its k-th of its trials):", file=file)
         print("\n".join(format_table(result)), file=file)
@@ -119,11 +119,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from nasforge.space import SearchSpace, _read_shipped, shipped_space_names
+    from nasforge.spec.space import SearchSpace, read_shipped, shipped_space_names
 
     if args.name:
         SearchSpace.load(args.name)  # validates
-        print(_read_shipped(args.name) if not args.name.endswith((".yaml", ".yml")) else open(args.name).read())
+        print(read_shipped(args.name) if not args.name.endswith((".yaml", ".yml")) else open(args.name).read())
         return 0
     for name in shipped_space_names():
         print(name)
@@ -132,7 +132,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Run the MLflow UI on 127.0.0.1 (or --host) for the search store."""
-    from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
+    from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri
 
     try:
         uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
@@ -151,7 +151,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a finished search's best model (MLflow model, .pt2, TorchScript); optionally register it."""
-    from nasforge.export import DEFAULT_FORMATS, export_run
+    from nasforge.results.export import DEFAULT_FORMATS, export_run
 
     exported = export_run(args.path, tracking_uri=args.tracking_uri, run_id=args.run_id, experiment=args.experiment,
                           formats=args.format or DEFAULT_FORMATS, register_as=args.register, overwrite=args.overwrite)

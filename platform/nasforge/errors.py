@@ -59,3 +59,9 @@ class ScaffoldError(NasforgeError, ValueError):
 
 class TrialPruned(NasforgeError):
     """Raised inside a trial when the pruner stops it early."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception, short (SQLAlchemy appends the SQL and a help link)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

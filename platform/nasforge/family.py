@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any, ClassVar, Mapping
 
 from nasforge.errors import ConfigError
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 
 
 class Reporter(abc.ABC):

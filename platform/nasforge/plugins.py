@@ -20,11 +20,11 @@ from nasforge import hookspecs
 from nasforge.errors import RegistrationError, UnknownNameError
 
 DEFAULT_PLUGINS = (
-    "nasforge.tasks",
+    "nasforge.data.builtin_tasks",
     "nasforge.strategies.samplers",
     "nasforge.strategies.pruners",
     "nasforge.strategies.evolution",
-    "nasforge.strategies.controller",
+    "nasforge.strategies.controller.strategy",
 )
 
 ENTRY_POINT_GROUP = "nasforge"

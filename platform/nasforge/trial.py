@@ -7,26 +7,23 @@ matching status. Only an interrupt (Ctrl-C) propagates, after marking the run KI
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 import random
-import tempfile
 import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nasforge.data.tasks import load_task
 from nasforge.errors import TrialPruned
 from nasforge.family import Reporter
 from nasforge.interrupts import store_write
-from nasforge.space import Objective, flatten
-from nasforge.tracking import Tracker
-
-COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
-MLFLOW_STATUS = {COMPLETE: "FINISHED", PRUNED: "KILLED", FAILED: "FAILED"}
-WEIGHTS_ARTIFACT = "model/state_dict.pt"
+from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialOutcome
+from nasforge.plugins import get_registry
+from nasforge.spec.space import Objective, flatten
+from nasforge.stores.mlflow_runs import Tracker
+from nasforge.stores.weights import save_weights
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,18 +43,6 @@ class TrialContext:
     study_name: str
     save_models: bool = True
     extra_tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(kw_only=True)
-class TrialOutcome:
-    number: int
-    status: str
-    values: list[float] | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    reason: str = ""
-    duration_s: float = 0.0
 
 
 class Feedback:
@@ -132,14 +117,6 @@ class TrialReporter(Reporter):
         return self.feedback.load_checkpoint()
 
 
-@functools.lru_cache(maxsize=8)
-def load_task(name: str, seed: int):
-    """Load a registered task once per process (splits are fixed by the seed)."""
-    from nasforge.plugins import get_registry
-
-    return get_registry().get("task", name).load(seed)
-
-
 def trial_seed(search_seed: int, number: int) -> int:
     return (search_seed * 1_000_003 + number) % (2**31 - 1)
 
@@ -160,8 +137,6 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
 
     ``run_id``: continue that MLflow run (a trial resumed from a checkpoint) instead of starting one.
     """
-    from nasforge.plugins import get_registry
-
     feedback = feedback or Feedback()
     registry = get_registry()
     family = registry.get("family", context.family)
@@ -194,7 +169,7 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
         metrics.update(n_params=float(n_params), train_time_s=time.perf_counter() - started)
         values = [_objective_value(metrics, o.metric) for o in context.objectives]
         if context.save_models:
-            _save_weights(tracker, run_id, model)
+            save_weights(tracker, run_id, model)
         tracker.log(run_id, metrics=metrics, step=reporter.last_step)
         outcome.status, outcome.values, outcome.metrics = COMPLETE, values, metrics
     except TrialPruned as exc:
@@ -236,21 +211,3 @@ def _objective_value(metrics: Mapping[str, float], name: str) -> float:
     if not math.isfinite(value):
         raise FloatingPointError(f"objective {name!r} is {value}")
     return value
-
-
-def _save_weights(tracker: Tracker, run_id: str, model) -> None:
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, os.path.basename(WEIGHTS_ARTIFACT))
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-        tracker.log_artifact(run_id, path, os.path.dirname(WEIGHTS_ARTIFACT))
-
-
-def load_weights(tracker: Tracker, run_id: str) -> dict:
-    """A trial's saved ``state_dict``, loaded safely (``weights_only=True``)."""
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = tracker.download(run_id, WEIGHTS_ARTIFACT, tmp)
-        return torch.load(local, map_location="cpu", weights_only=True)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from nasforge.errors import ConfigError, TrialPruned
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge_autoencoder import checks
 
 KINDS = ("vae", "ae")

@@ -6,7 +6,7 @@ import math
 from typing import Any, Mapping
 
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge_cnn.config import CNNConfig
 from nasforge_cnn.shapes import input_layout, plan_blocks
 
@@ -32,7 +32,7 @@ class CNNFamily(Family):
 
         import torch
         from nasforge.family import NullReporter
-        from nasforge.tasks import load_digits_task
+        from nasforge.data.builtin_tasks import load_digits_task
         from nasforge_cnn import CNNFamily
 
         family, task = CNNFamily(), load_digits_task(seed=0)

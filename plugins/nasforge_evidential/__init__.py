@@ -4,7 +4,7 @@ Importing this module loads no torch: the family imports it inside ``build`` / `
 """
 
 from nasforge.hookspecs import hookimpl
-from nasforge.tasks import TaskDef
+from nasforge.data.tasks import TaskDef
 from nasforge_evidential.config import EvidentialConfig
 from nasforge_evidential.family import EvidentialFamily
 from nasforge_evidential.tasks import load_cubic_task, load_digits_ood_task, ood_inputs

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge.training import predict, to_tensors
 from nasforge_evidential import losses, metrics
 from nasforge_evidential.tasks import ood_inputs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasforge.tasks import Task, split_arrays
+from nasforge.data.tasks import Task, split_arrays
 
 CUBIC_RANGE = (-4.0, 4.0)   # training inputs (Amini et al., 2020, section 5.1)
 CUBIC_TEST_RANGE = (-7.0, 7.0)

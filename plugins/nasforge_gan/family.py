@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from nasforge.errors import TrialPruned
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge_autoencoder import checks
 
 N_FID_SAMPLES = 1000    # generated samples scored per evaluation

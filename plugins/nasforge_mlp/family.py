@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from nasforge.checks import check_choice, check_int, check_number, check_training, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 
 # Kept in step with nasforge.training (which imports torch, so it is only imported in the methods).
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "selu", "silu")
@@ -89,7 +89,7 @@ class MLPFamily(Family):
 
         import torch
         from nasforge.family import NullReporter
-        from nasforge.tasks import load_digits_task
+        from nasforge.data.builtin_tasks import load_digits_task
         from nasforge_mlp import MLPFamily
 
         family, task = MLPFamily(), load_digits_task(seed=0)

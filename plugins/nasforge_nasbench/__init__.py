@@ -6,7 +6,7 @@ nothing is downloaded. Importing this module imports neither torch nor the table
 """
 
 from nasforge.hookspecs import hookimpl
-from nasforge.tasks import TaskDef
+from nasforge.data.tasks import TaskDef
 from nasforge_nasbench.family import TASKS, NASBench201Config, NASBench201Family, load_task
 
 __all__ = ["NASBench201Config", "NASBench201Family", "TASKS", "register_families", "register_tasks"]

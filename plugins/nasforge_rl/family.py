@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 from nasforge_rl.config import RLConfig
 
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from nasforge.checks import check_choice, check_int, check_number, check_training, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
-from nasforge.tasks import Task
+from nasforge.data.tasks import Task
 
 # Kept in step with nasforge.training and nasforge_rnn.model (both import torch).
 CELLS = ("rnn", "lstm", "gru")
@@ -69,7 +69,7 @@ class RNNFamily(Family):
 
         import torch
         from nasforge.family import NullReporter
-        from nasforge.tasks import load_digits_task
+        from nasforge.data.builtin_tasks import load_digits_task
         from nasforge_rnn import RNNFamily
 
         family, task = RNNFamily(), load_digits_task(seed=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasforge.tasks import Task, TaskDef
+from nasforge.data.tasks import Task, TaskDef
 
 # (name, T): `adding_short` keeps the tests fast; `adding` is where a vanilla tanh RNN fails
 # within a short CPU budget while LSTM and GRU solve it; `adding_long` is harder for everyone.

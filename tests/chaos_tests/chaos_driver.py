@@ -70,17 +70,17 @@ def _before(owner, name: str, kill: KillPoint, point: str) -> None:
 
 def arm(kill: KillPoint, backend: str) -> None:
     """Put the kill point into the driver's own code path (driver-side functions only)."""
-    from nasforge import runner
-    from nasforge.space import OptunaSuggester
-    from nasforge.tracking import Tracker
+    from nasforge.results import finish
+    from nasforge.spec.space import OptunaSuggester
+    from nasforge.stores.mlflow_runs import Tracker
 
     # the parent run exists, the study does not know it yet
     _after(Tracker, "start_run", kill, "open", when=lambda self, **kw: not kw.get("parent_run_id"))
     # a trial was asked from the study and has some, not all, of its parameters
     _after(OptunaSuggester, "suggest", kill, "sample")
-    # best model logging in _finish: before it starts, and once the model is logged
-    _before(runner, "_log_model", kill, "finish_start")
-    _after(runner, "_log_model", kill, "finish_end")
+    # best model logging in finish_search: before it starts, and once the model is logged
+    _before(finish, "log_model", kill, "finish_start")
+    _after(finish, "log_model", kill, "finish_end")
     if backend == "local":
         # a trial's metrics were just written (the trial is in the middle of its epochs)
         _after(Tracker, "log", kill, "trial", when=lambda self, run_id, **kw: kw.get("step", 0) >= 1)

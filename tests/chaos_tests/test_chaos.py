@@ -3,7 +3,7 @@
 Each round forks a fresh driver (``chaos_driver.py``) that resumes the search and is killed:
 after a random delay, or at a chosen point -- while a trial is sampled, in the middle of a
 trial, between a trial run's closing tags and its end, between the trial's MLflow run ending
-FINISHED and Optuna being told, in ``_finish`` (best model logging), right after the parent run
+FINISHED and Optuna being told, in ``finish_search`` (best model logging), right after the parent run
 is created (see ``chaos_driver.py``). A last resume in this process finishes the search.
 Then: the target count of completed trials, no trial counted twice, one FINISHED child run per
 completed trial and no run left RUNNING, one parent run with one best model, and the same best
@@ -100,11 +100,11 @@ def zygote(tmp_path_factory):
 def plan_rounds(rng: random.Random, points: dict[str, tuple[int, int]], repeats: int,
                 delays: tuple[float, float]) -> list[dict]:
     """``repeats`` kills at each point, at its n-th hit (n drawn from its range), shuffled; then as
-    many after a random delay (they land anywhere, resume and ``_finish`` included).
+    many after a random delay (they land anywhere, resume and ``finish_search`` included).
 
     The parent-run kill comes first (only a fresh search creates that run); the point kills, which
     complete at most a trial or two each, come before the delay kills, which on a fast machine
-    may finish the search; the two ``_finish`` kills come last.
+    may finish the search; the two ``finish_search`` kills come last.
     """
     points_kills = [{"point": p, "nth": rng.randint(*points[p])} for p in points for _ in range(repeats)]
     rng.shuffle(points_kills)
@@ -177,7 +177,7 @@ def check_search(result, store: dict, target: int) -> dict:
     assert json.loads(parent["tags.best_params"]) == result.best_params
     assert parent["tags.best_run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
     assert parent["metrics.n_complete"] == target
-    # one best model on the parent run, however often _finish was cut off; none left PENDING
+    # one best model on the parent run, however often finish_search was cut off; none left PENDING
     models = MlflowClient(store["tracking_uri"]).search_logged_models(
         [result.experiment_id], filter_string=f"source_run_id = '{result.parent_run_id}'")
     assert [m.model_uri for m in models if m.status.name == "READY"] == [result.model_uri]

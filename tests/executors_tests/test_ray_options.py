@@ -5,7 +5,7 @@ import pytest
 from nasforge.cli import main
 from nasforge.errors import SpecError
 from nasforge.executors.ray_schedulers import hyperband_brackets
-from nasforge.spec import build_spec
+from nasforge.spec.arguments import build_spec
 from toy_family import TOY_SPACE
 
 pytest.importorskip("ray")

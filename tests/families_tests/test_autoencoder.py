@@ -17,7 +17,7 @@ from conftest import runs_of
 from nasforge import training
 from nasforge.errors import ConfigError
 from nasforge.family import Reporter
-from nasforge.tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task, load_mnist1d_task
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task, load_mnist1d_task
 from nasforge_autoencoder import AutoencoderFamily, checks
 from nasforge_autoencoder.model import bernoulli_nll, gaussian_kl, gaussian_nll, split_metrics
 

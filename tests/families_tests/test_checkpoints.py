@@ -11,7 +11,7 @@ from torch import nn
 from nasforge import training
 from nasforge.family import NullReporter
 from nasforge.plugins import get_registry
-from nasforge.tasks import load_digits_task
+from nasforge.data.builtin_tasks import load_digits_task
 
 
 class MemoryReporter(NullReporter):

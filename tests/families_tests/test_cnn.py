@@ -15,8 +15,8 @@ import nasforge
 from nasforge import training
 from nasforge.errors import ConfigError
 from nasforge.family import NullReporter
-from nasforge.space import SearchSpace
-from nasforge.tasks import load_breast_cancer_task, load_digits_task, load_mnist1d_task
+from nasforge.spec.space import SearchSpace
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task, load_mnist1d_task
 from nasforge.testing import FamilyContract
 from nasforge_cnn import CNNFamily
 from nasforge_cnn import config as cnn_config

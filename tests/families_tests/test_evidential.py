@@ -14,7 +14,7 @@ import nasforge
 from conftest import runs_of
 from nasforge.errors import ConfigError
 from nasforge.family import NullReporter
-from nasforge.tasks import load_diabetes_task, load_digits_task
+from nasforge.data.builtin_tasks import load_diabetes_task, load_digits_task
 from nasforge.testing import FamilyContract
 from nasforge_evidential import EvidentialFamily, load_cubic_task, load_digits_ood_task, ood_inputs
 from nasforge_evidential import losses, metrics

@@ -15,7 +15,7 @@ import nasforge
 from conftest import runs_of
 from nasforge.errors import ConfigError
 from nasforge.family import Reporter
-from nasforge.tasks import load_breast_cancer_task, load_digits_task
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task
 from nasforge_gan import GANFamily
 from nasforge_gan import fid
 

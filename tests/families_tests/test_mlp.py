@@ -11,8 +11,8 @@ import torch
 from nasforge import training
 from nasforge.errors import ConfigError
 from nasforge.family import NullReporter
-from nasforge.space import SearchSpace
-from nasforge.tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task
+from nasforge.spec.space import SearchSpace
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task
 from nasforge_mlp import MLPConfig, MLPFamily
 from nasforge_mlp import family as mlp_module
 

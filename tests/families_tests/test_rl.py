@@ -13,7 +13,7 @@ import nasforge
 from nasforge.errors import ConfigError, TrialPruned, UnknownNameError
 from nasforge.family import NullReporter
 from nasforge.plugins import get_registry
-from nasforge.space import SearchSpace
+from nasforge.spec.space import SearchSpace
 from nasforge_rl import RLFamily, load_control_task
 from nasforge_rl.envs import make_env, split_seeds
 

@@ -14,7 +14,7 @@ from conftest import runs_of
 from nasforge.errors import ConfigError
 from nasforge.family import NullReporter
 from nasforge.plugins import get_registry
-from nasforge.tasks import load_breast_cancer_task, load_digits_task
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task
 from nasforge.testing import FamilyContract
 from nasforge_rnn import RNNConfig, RNNFamily, adding_problem, majority_tokens
 from nasforge_rnn import family as rnn_module

@@ -8,7 +8,7 @@ from torch import nn
 
 from nasforge import training
 from nasforge.errors import ConfigError
-from nasforge.tasks import load_breast_cancer_task, load_diabetes_task
+from nasforge.data.builtin_tasks import load_breast_cancer_task, load_diabetes_task
 
 
 def test_to_tensors_dtypes_and_shapes() -> None:

@@ -21,7 +21,7 @@ class Validated(Exception):
 
 @pytest.fixture(scope="module")
 def validation_only(tmp_path_factory):
-    import nasforge.runner
+    import nasforge.api
 
     def stop(*args, **kwargs):
         raise Validated
@@ -29,7 +29,7 @@ def validation_only(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path_factory.mktemp("cli-fuzz"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.setattr(nasforge.runner, "run_search", stop)
+        mp.setattr(nasforge.api, "run_search", stop)
         mp.setattr(cli.os, "execv", stop)
         yield
 

@@ -7,7 +7,7 @@ import pytest
 
 from nasforge.cli import main
 from nasforge.errors import SpaceError
-from nasforge.space import SearchSpace
+from nasforge.spec.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for folder in ("platform", "plugins", "examples", "benchmarks") for p in (ROOT / folder).rglob("*.py"))

@@ -13,7 +13,7 @@ from hypothesis import given
 from fuzz_tests import generators as g
 from fuzz_tests.generators import fuzz_settings, tried
 from nasforge.errors import SpaceError
-from nasforge.space import SearchSpace, flatten
+from nasforge.spec.space import SearchSpace, flatten
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from fuzz_tests import generators as g
 from fuzz_tests.generators import fuzz_settings, tried
 from nasforge.errors import NasforgeError, SpecError
-from nasforge.spec import SearchSpec, build_spec
+from nasforge.spec.arguments import SearchSpec, build_spec
 from toy_family import TOY_SPACE
 
 

@@ -45,7 +45,7 @@ def wheel_env(tmp_path_factory):
 
 
 def test_wheel_ships_the_spaces_and_registers_builtins_by_entry_point(wheel_env):
-    code = ("import json, nasforge, nasforge.space as s; "
+    code = ("import json, nasforge, nasforge.spec.space as s; "
             "r = nasforge.get_registry(); "
             "print(json.dumps({'file': nasforge.__file__, 'spaces': s.shipped_space_names(), "
             "'families': {n: r.plugin_info(r.origin('family', n)).distribution for n in r.names('family')}}))")

@@ -6,7 +6,7 @@ import pytest
 
 import nasforge
 from nasforge import PrunerDef, StrategyDef, TaskDef
-from nasforge.tasks import Task, split_arrays
+from nasforge.data.tasks import Task, split_arrays
 from toy_family import TOY_SPACE
 
 

@@ -70,7 +70,7 @@ def test_best_model_is_trained_and_logged_as_an_mlflow_pytorch_model(mlp_search)
     model = result.best_model()
     assert isinstance(model, torch.nn.Module)
     assert result.test_metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
-    from nasforge.trial import load_task
+    from nasforge.data.tasks import load_task
 
     x = torch.as_tensor(load_task("digits", 3).x_test[:16])
     mlflow.set_tracking_uri(store["tracking_uri"])

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 import nasforge
 from conftest import runs_of
 from nasforge.errors import SpecError, UnknownNameError
-from nasforge.side_by_side import split_trials, strategy_seed
+from nasforge.strategies.shares import split_trials, strategy_seed
 from toy_family import TOY_SPACE
 
 TESTS = Path(__file__).parents[1]

@@ -9,8 +9,9 @@ from mlflow import MlflowClient
 
 import nasforge
 from nasforge.cli import main
-from nasforge.export import ExportError, export_run
-from nasforge.trial import load_task
+from nasforge.errors import ExportError
+from nasforge.results.export import export_run
+from nasforge.data.tasks import load_task
 from conftest import toy_registered
 from toy_family import TOY_SPACE
 
@@ -148,7 +149,7 @@ def test_a_search_whose_family_is_not_installed_says_so(searches, toy, tmp_path)
 
 def test_an_interrupted_search_must_be_finished_first(searches, tmp_path):
     _, _, store = searches
-    from nasforge.tracking import Tracker
+    from nasforge.stores.mlflow_runs import Tracker
 
     tracker = Tracker.for_experiment(tracking_uri=store["tracking_uri"], experiment="saved")
     run_id = tracker.start_run(name="cut-off", tags={"nasforge_role": "search", "family": "toy", "task": "digits"})

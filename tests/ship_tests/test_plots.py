@@ -8,9 +8,9 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from nasforge import plots
-from nasforge.result import SearchResult
-from nasforge.spec import build_spec
+from nasforge.results import plots
+from nasforge.results.result import SearchResult
+from nasforge.spec.arguments import build_spec
 from conftest import toy_registered
 from toy_family import TOY_SPACE
 
@@ -127,7 +127,7 @@ def test_a_failing_plot_is_a_warning_and_a_note_and_the_others_are_logged(toy_se
     """Plotting the finished search again onto a fresh run of the same store, with one plot broken."""
     import dataclasses
 
-    from nasforge.tracking import Tracker
+    from nasforge.stores.mlflow_runs import Tracker
 
     def broken(result, importances=None):
         raise RuntimeError("boom on purpose")

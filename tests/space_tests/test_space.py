@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from nasforge.errors import SpaceError, UnknownNameError
-from nasforge.space import (ChoiceParam, FixedParam, FloatParam, IntParam, RepeatBlock, SearchSpace,
+from nasforge.spec.space import (ChoiceParam, FixedParam, FloatParam, IntParam, RepeatBlock, SearchSpace,
                             flatten, shipped_space_names)
 
 SPACE = {

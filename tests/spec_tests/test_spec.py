@@ -4,7 +4,7 @@ import pytest
 
 import nasforge
 from nasforge.errors import ConfigError, NasforgeError, SpaceError, SpecError, UnknownNameError
-from nasforge.spec import build_spec
+from nasforge.spec.arguments import build_spec
 from toy_family import TOY_SPACE
 
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 import nasforge
-from nasforge.preflight import StoreError, check_storage
+from nasforge.errors import StoreError
+from nasforge.stores.preflight import check_storage
 from toy_family import TOY_SPACE
 
 DRIVER = Path(__file__).with_name("search_driver.py")

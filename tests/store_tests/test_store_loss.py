@@ -9,7 +9,7 @@ import pytest
 
 import nasforge
 from conftest import runs_of
-from nasforge.preflight import StoreError
+from nasforge.errors import StoreError
 from toy_family import TOY_SPACE
 
 

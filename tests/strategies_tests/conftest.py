@@ -5,7 +5,7 @@ import pytest
 def strategy_plugins():
     """The controller and evolution plugins, registered at run time unless already default plugins."""
     import nasforge
-    import nasforge.strategies.controller as controller
+    import nasforge.strategies.controller.strategy as controller
     import nasforge.strategies.evolution as evolution
     from nasforge.plugins import get_registry
 

@@ -19,7 +19,7 @@ from optuna.testing.pytest_samplers import (
 import nasforge
 from conftest import runs_of
 from nasforge.errors import ConfigError, SpecError
-from nasforge.space import SearchSpace
+from nasforge.spec.space import SearchSpace
 from nasforge.strategies.controller.decisions import candidates, to_controller
 from nasforge.strategies.controller.sampler import TOKENS_ATTR, ControllerSampler
 

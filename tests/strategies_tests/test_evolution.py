@@ -9,9 +9,9 @@ from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySampl
 import nasforge
 from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
-from nasforge.space import SearchSpace
-from nasforge.spec import build_spec
-from nasforge.strategies.evolution import MUTATED_ATTR, PARENT_ATTR, RegularizedEvolutionSampler
+from nasforge.spec.space import SearchSpace
+from nasforge.spec.arguments import build_spec
+from nasforge.strategies.evolution_sampler import MUTATED_ATTR, PARENT_ATTR, RegularizedEvolutionSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

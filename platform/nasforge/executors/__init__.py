@@ -1,11 +1,4 @@
-"""Executors run the trials of a search.
+"""Executors run a search's trials: ``local`` (this process, threads) and ``ray`` (Ray Tune, one machine or a cluster).
 
-Each is a function ``run(spec, *, study, context, n_trials, tracker, on_outcome)`` that runs
-``n_trials`` more trials of the Optuna ``study`` through :func:`nasforge.trial.run_trial` and
-calls ``on_outcome`` in the driver as each one ends. Imported lazily, by backend name.
+:mod:`.backends` names them; each is a function ``run(spec, *, study, context, n_trials, tracker, on_outcome)``.
 """
-
-EXECUTORS = {
-    "local": "nasforge.executors.local:run_local",
-    "ray": "nasforge.executors.ray:run_ray",
-}

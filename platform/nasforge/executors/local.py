@@ -15,8 +15,9 @@ import time
 from typing import Callable
 
 from nasforge.errors import NasforgeError
-from nasforge.spec import SearchSpec
-from nasforge.trial import FAILED, PRUNED, OptunaFeedback, TrialContext, TrialOutcome, run_trial
+from nasforge.spec.arguments import SearchSpec
+from nasforge.outcome import FAILED, PRUNED, TrialOutcome
+from nasforge.trial import OptunaFeedback, TrialContext, run_trial
 
 
 class TrialFailed(NasforgeError):

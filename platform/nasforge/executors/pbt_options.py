@@ -57,7 +57,7 @@ def _fraction(name: str, value: Any, *, high: float, low_open: bool = False) -> 
 
 
 def _mutations(options: Mapping[str, Any], family: Any, space: Any) -> dict[str, dict[str, Any]]:
-    from nasforge.space import FloatParam
+    from nasforge.spec.space import FloatParam
 
     mutable = tuple(getattr(family, "training_hyperparameters", ()))
     floats = {p.name: p for p in space.params if isinstance(p, FloatParam)}

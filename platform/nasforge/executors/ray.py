@@ -30,8 +30,9 @@ import warnings
 from typing import Callable, Iterator
 
 from nasforge.errors import NasforgeError
-from nasforge.spec import SearchSpec
-from nasforge.trial import TrialContext, TrialOutcome
+from nasforge.spec.arguments import SearchSpec
+from nasforge.outcome import TrialOutcome
+from nasforge.trial import TrialContext
 
 log = logging.getLogger("nasforge.ray")
 
@@ -195,7 +196,7 @@ def _settle_interrupted(study, tracker, context: TrialContext, searcher, connect
     import ray
 
     from nasforge.interrupts import release_storage_session
-    from nasforge.runner import recover_interrupted
+    from nasforge.stores.study import recover_interrupted
 
     if connected_here:
         ray.shutdown()   # our own Ray (or connection): the trial actors end with it

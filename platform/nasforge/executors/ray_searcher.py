@@ -34,7 +34,7 @@ from nasforge.executors.ray_trainable import (
     EVENT, FINAL, INTERMEDIATE, NUMBER, OBJECTIVE, OUTCOME, PARAMS, RUN_ID, STARTED, STEP, STRATEGY, stop_reason,
 )
 from nasforge.interrupts import deferred_interrupt
-from nasforge.trial import COMPLETE, FAILED, PRUNED, TrialOutcome
+from nasforge.outcome import COMPLETE, FAILED, PRUNED, TrialOutcome
 
 log = logging.getLogger("nasforge.ray")
 RETRIED_REASON = "interrupted (its Ray worker died; the trial was retried)"
@@ -160,7 +160,7 @@ class StudySearcher(Searcher):
             self._link_run(record, result[RUN_ID])
         if payload.get("params") is not None and payload["params"] != record.params:
             # PBT copied a stronger trial's config into this one: its weights belong to these params.
-            from nasforge.space import flatten
+            from nasforge.spec.space import flatten
 
             record.params = payload["params"]
             record.trial.set_user_attr("final_params", flatten(record.params))

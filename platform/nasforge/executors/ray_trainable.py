@@ -5,7 +5,7 @@ A trial talks to the driver only through ``ray.tune.report``; every result carri
 
 * ``started`` -- the MLflow run exists (its id, so an interrupted search can link the run);
 * ``step`` -- one intermediate value of the objective, for the scheduler (none without one);
-* ``final`` -- the :class:`~nasforge.trial.TrialOutcome` (status, values, metrics, reason).
+* ``final`` -- the :class:`~nasforge.outcome.TrialOutcome` (status, values, metrics, reason).
 
 When a scheduler stops a trial, Ray makes the blocked ``tune.report`` raise ``SystemExit(0)``
 (see ``ray.train._internal.session``). :class:`TuneFeedback` turns that into
@@ -30,7 +30,8 @@ import sys
 from typing import Any, Mapping
 
 from nasforge.errors import TrialPruned
-from nasforge.trial import Feedback, TrialContext, TrialOutcome
+from nasforge.outcome import TrialOutcome
+from nasforge.trial import Feedback, TrialContext
 
 # Keys of the trial config and of every reported result.
 NUMBER, PARAMS, STRATEGY = "nasforge_number", "nasforge_params", "nasforge_strategy"
@@ -137,7 +138,7 @@ def train(config: Mapping[str, Any], *, context: TrialContext, settings: TrialSe
     from ray import tune
 
     from nasforge.executors.ray_plugins import install_plugins
-    from nasforge.runner import quiet_mlflow
+    from nasforge.stores.mlflow_runs import quiet_mlflow
     from nasforge.trial import run_trial
 
     install_plugins(plugins)
@@ -187,7 +188,7 @@ def load_tune_checkpoint() -> dict | None:
 def record_exploit(tracker, run_id: str, config: Mapping[str, Any], state: dict) -> None:
     """Write a PBT exploit into the trial's own run: tags, the new values as ``pbt.<name>`` metrics
     at the restored step, and the whole lineage as ``pbt/lineage.json``."""
-    from nasforge.space import flatten
+    from nasforge.spec.space import flatten
 
     lineage = list(config.get(LINEAGE) or [])
     last = lineage[-1] if lineage else {}
@@ -206,7 +207,7 @@ _TRACKERS: dict[tuple[str, str], Any] = {}
 
 def tracker_for(context: TrialContext):
     """One MLflow client per store and worker process (actors are reused across trials)."""
-    from nasforge.tracking import Tracker
+    from nasforge.stores.mlflow_runs import Tracker
 
     key = (context.tracking_uri, context.experiment_id)
     if key not in _TRACKERS:

@@ -10,7 +10,7 @@ One study rather than one per strategy, so that everything built on the study (t
 ask/tell, threads and Ray, resume and the settling of interrupted trials, unique trial numbers
 and MLflow run names, the result and its plots) works unchanged.
 
-Imported on first use (it imports optuna); see :mod:`nasforge.side_by_side` for the rest.
+Imported on first use (it imports optuna); see :mod:`nasforge.strategies.shares` for the rest.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from optuna.samplers import BaseSampler
 from optuna.study.study import _ThreadLocalStudyAttribute
 from optuna.trial import TrialState
 
-from nasforge.side_by_side import STRATEGY_ATTR, counts_toward_target
+from nasforge.outcome import counts_toward_target
+from nasforge.strategies.shares import STRATEGY_ATTR
 
 _STARTED = (TrialState.RUNNING, TrialState.WAITING)
 

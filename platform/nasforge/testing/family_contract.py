@@ -34,7 +34,7 @@ import pytest
 
 from nasforge.errors import ConfigError
 from nasforge.family import NullReporter
-from nasforge.tasks import TASK_KINDS
+from nasforge.data.tasks import TASK_KINDS
 
 N_SAMPLED_CONFIGS = 5
 
@@ -72,7 +72,7 @@ class FamilyContract:
     @pytest.fixture(scope="class")
     @classmethod
     def space(cls, family):
-        from nasforge.space import SearchSpace
+        from nasforge.spec.space import SearchSpace
 
         return SearchSpace.load(family.default_space)
 

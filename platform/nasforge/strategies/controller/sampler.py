@@ -41,7 +41,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from nasforge.errors import ConfigError
-from nasforge.space import RepeatBlock
+from nasforge.spec.space import RepeatBlock
 from nasforge.strategies.controller import state as state_io
 from nasforge.strategies.controller.decisions import DEFAULT_BINS, Decision, candidates, check_bins, to_controller
 from nasforge.strategies.controller.policy import ControllerPolicy, single_thread

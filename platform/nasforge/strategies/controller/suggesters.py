@@ -1,6 +1,6 @@
 """How a :class:`nasforge.SearchSpace` is walked with controller tokens.
 
-``SearchSpace.sample`` asks a :class:`~nasforge.space.Suggester` for each *active* parameter
+``SearchSpace.sample`` asks a :class:`~nasforge.spec.space.Suggester` for each *active* parameter
 in order, so conditions and repeat counts are resolved by the space itself, as the tokens
 come: :class:`TokenSuggester` draws them from the controller, :class:`ParamsReader` reads a
 trial's parameters back as tokens (for the update).
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import torch
 
-from nasforge.space import Suggester
+from nasforge.spec.space import Suggester
 
 
 class TokenSuggester(Suggester):

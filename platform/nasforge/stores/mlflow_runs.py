@@ -1,4 +1,4 @@
-"""MLflow: one parent run per search, one nested child run per trial.
+"""The MLflow store: one parent run per search, one nested child run per trial (:class:`Tracker`).
 
 Everything goes through an explicit ``MlflowClient`` and run ids (no global active run),
 so the same code logs from the driver, from threads and from Ray workers. Values are
@@ -35,6 +35,15 @@ def absolute_tracking_uri(uri: str) -> str:
     if "://" not in uri and not uri.startswith("databricks"):
         raise ValueError(f"tracking URI {uri!r} is not a URI; use e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
     return uri
+
+
+def quiet_mlflow() -> None:
+    """No per-download progress bars or store-migration chatter in a search's output."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _artifact_location(tracking_uri: str, experiment: str) -> str | None:

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from nasforge.data.tasks import load_task
 from nasforge.errors import NasforgeError, SpecError
+from nasforge.executors.backends import EXECUTORS
+from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
-from nasforge.space import Objective, SearchSpace, parse_objectives
-from nasforge.tracking import absolute_tracking_uri, default_tracking_uri
+from nasforge.spec.space import Objective, SearchSpace, parse_objectives
+from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri
+from nasforge.strategies.build import make_pruner, make_sampler
+from nasforge.strategies.shares import split_trials
 
 # Metrics every trial reports on top of the family's own.
 COMMON_METRICS = {"n_params": "minimize", "train_time_s": "minimize"}
@@ -62,14 +67,12 @@ class SearchSpec:
 
     @property
     def side_by_side(self) -> bool:
-        """Several strategies share the workers and the budget (see :mod:`nasforge.side_by_side`)."""
+        """Several strategies share the workers and the budget (see :mod:`nasforge.strategies.shares`)."""
         return len(self.strategies) > 1
 
     @property
     def shares(self) -> dict[str, int]:
         """Each strategy's number of trials: ``trials`` split evenly, the first ones get the remainder."""
-        from nasforge.side_by_side import split_trials
-
         return split_trials(self.trials, self.strategies)
 
     @property
@@ -104,7 +107,7 @@ class SearchSpec:
         return out
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
+def check_int(name: str, value: Any, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -114,7 +117,7 @@ MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 MLFLOW_TAG_KEY = re.compile(r"[\w\-. :/]{1,250}")  # what MLflow accepts as a tag name
 
 
-def _check_argument_types(given: Mapping[str, Any]) -> None:
+def check_argument_types(given: Mapping[str, Any]) -> None:
     """Names are strings and option sets mappings, checked before anything looks them up."""
     for name in ("task", "pruner", "backend", "tracking_uri", "experiment", "storage", "study_name", "scheduler"):
         if given[name] is not None and not isinstance(given[name], str):
@@ -179,32 +182,83 @@ def build_spec(
     """Check every argument against the registry and return a :class:`SearchSpec`.
 
     Raises a :class:`NasforgeError` subclass naming the bad argument and the valid
-    choices; nothing is trained and no store is written before this passes.
+    choices; nothing is trained and no store is written before this passes. Each part
+    is checked by the function named for it, in the order a search needs them.
     """
     registry = registry or get_registry()
-    _check_argument_types(locals())
-    _check_int("trials", trials, minimum=1)
-    _check_int("seed", seed, minimum=0)
-    _check_int("n_jobs", n_jobs, minimum=1)
+    check_argument_types(locals())
+    check_counts(trials=trials, seed=seed, n_jobs=n_jobs, timeout=timeout)
+    check_backend(backend)
+    fam = check_family(family, registry)
+    task = check_task(task, fam, registry)
+    space_obj = check_space(space, fam)
+    loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
+    fam.check_space(space_obj, loaded_task)
+    objectives = check_objectives(objective, fam, space_obj, loaded_task)
+    budget_dict = check_budget(budget, fam, space_obj)
+    strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
+    strategy_options = _strategy_options(strategy_options, strategies)
+    pruner = check_pruner(pruner, n_strategies=len(strategies), n_objectives=len(objectives), registry=registry)
+    ray_options = check_ray_options(
+        backend=backend, pruner=pruner, n_jobs=n_jobs, n_objectives=len(objectives),
+        max_budget=budget_dict[fam.budget_unit], address=address, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
+        scheduler_options=scheduler_options, max_failures=max_failures, family=fam, space=space_obj,
+        strategies=strategies)
+    check_study_name(study_name)
+    tracking, storage = check_stores(tracking_uri, storage, run_dir)
+
+    spec = SearchSpec(
+        family=family, task=task, space=space_obj, strategy=",".join(strategies), strategies=strategies,
+        pruner=pruner, objectives=objectives, budget=budget_dict, budget_unit=fam.budget_unit, trials=trials,
+        seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend, tracking_uri=tracking,
+        experiment=experiment or f"{family}-{task}", storage=storage, study_name=study_name,
+        resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
+        strategy_options=strategy_options,
+        pruner_options=dict(pruner_options or {}),
+        tags={str(k): str(v) for k, v in (tags or {}).items()},
+        **ray_options,
+    )
+    # Building the sampler and pruner checks their options (and a grid's space) up front.
+    make_sampler(spec, registry=registry)
+    make_pruner(spec, registry=registry)
+    return spec
+
+
+def check_counts(*, trials: Any, seed: Any, n_jobs: Any, timeout: Any) -> None:
+    """``trials`` >= 1, ``seed`` >= 0, ``n_jobs`` >= 1, ``timeout`` a positive number or None."""
+    check_int("trials", trials, minimum=1)
+    check_int("seed", seed, minimum=0)
+    check_int("n_jobs", n_jobs, minimum=1)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    from nasforge.executors import EXECUTORS
 
+
+def check_backend(backend: str) -> None:
     if backend not in EXECUTORS:
         raise SpecError(f"unknown backend {backend!r}; valid backends: {', '.join(EXECUTORS)}")
+
+
+def check_family(family: Any, registry: Registry):
+    """The registered family named ``family``."""
     if not isinstance(family, str):
         raise SpecError(f"family must be a name (a string), got {family!r}")
-    fam = registry.get("family", family)
+    return registry.get("family", family)
 
-    # -- task ------------------------------------------------------------------------
+
+def check_task(task: str | None, fam, registry: Registry) -> str:
+    """The task's name (the family's default when None), registered and of a kind the family takes."""
     if task is None:
         task = getattr(fam, "default_task", None)
         if task is None:
-            raise SpecError(f"family {family!r} needs a task; known tasks: {', '.join(registry.names('task'))}")
+            raise SpecError(f"family {fam.name!r} needs a task; known tasks: {', '.join(registry.names('task'))}")
     task_def = registry.get("task", task)
     fam.check_task(task, task_def.kind)
+    return task
 
-    # -- space -----------------------------------------------------------------------
+
+def check_space(space: Any, fam) -> SearchSpace:
+    """The search space (the family's own when None), for this family, naming only its config fields."""
     if space is None:
         space = fam.default_space
     if isinstance(space, SearchSpace):
@@ -215,36 +269,38 @@ def build_spec(
         space_obj = SearchSpace.load(space)
     else:
         raise SpecError(f"space must be a name, a YAML path, a dict or a SearchSpace, got {type(space).__name__}")
-    if space_obj.family is not None and space_obj.family != family:
-        raise SpecError(f"search space {space_obj.source} is for family {space_obj.family!r}, not {family!r}")
+    if space_obj.family is not None and space_obj.family != fam.name:
+        raise SpecError(f"search space {space_obj.source} is for family {space_obj.family!r}, not {fam.name!r}")
     _check_space_fields(fam, space_obj)
+    return space_obj
 
-    # -- objective -------------------------------------------------------------------
-    from nasforge.trial import load_task
 
-    loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
-    fam.check_space(space_obj, loaded_task)
-    available = {**fam.metrics(loaded_task), **COMMON_METRICS}
+def check_objectives(objective: Any, fam, space: SearchSpace, task) -> tuple[Objective, ...]:
+    """The objectives: the argument, else the space's, else the family's default; each a reported metric."""
+    available = {**fam.metrics(task), **COMMON_METRICS}
     try:
-        objectives = parse_objectives(objective) or space_obj.objectives
+        objectives = parse_objectives(objective) or space.objectives
     except NasforgeError as exc:
         raise SpecError(str(exc)) from None
     if not objectives:
-        metric = fam.default_objective(loaded_task)
+        metric = fam.default_objective(task)
         objectives = (Objective(metric, available[metric]),)
     for obj in objectives:
         if obj.metric not in available:
             raise SpecError(
-                f"family {family!r} never reports metric {obj.metric!r} on task {task!r}; "
+                f"family {fam.name!r} never reports metric {obj.metric!r} on task {task.name!r}; "
                 f"it reports: {', '.join(available)}"
             )
     objectives = tuple(Objective(o.metric, o.direction or available[o.metric]) for o in objectives)
     if len({o.metric for o in objectives}) != len(objectives):
         raise SpecError("objective lists the same metric twice")
+    return objectives
 
-    # -- budget ----------------------------------------------------------------------
+
+def check_budget(budget: Any, fam, space: SearchSpace) -> dict[str, int]:
+    """The budget per trial in the family's unit: the argument over the space's over the family's default."""
     unit = fam.budget_unit
-    budget_dict = dict(space_obj.budget) or {unit: fam.default_budget}
+    budget_dict = dict(space.budget) or {unit: fam.default_budget}
     if isinstance(budget, int) and not isinstance(budget, bool):
         budget_dict = {unit: budget}
     elif isinstance(budget, Mapping):
@@ -252,11 +308,14 @@ def build_spec(
     elif budget is not None:
         raise SpecError(f"budget must be an integer number of {unit} or a mapping like {{{unit}: 20}}, got {budget!r}")
     if unit not in budget_dict:
-        raise SpecError(f"budget must give {unit!r} for family {family!r}, got {budget_dict}")
+        raise SpecError(f"budget must give {unit!r} for family {fam.name!r}, got {budget_dict}")
     for key, value in budget_dict.items():
-        _check_int(f"budget.{key}", value, minimum=1)
+        check_int(f"budget.{key}", value, minimum=1)
+    return budget_dict
 
-    # -- strategy, pruner ------------------------------------------------------------
+
+def check_strategies(strategy: Any, *, trials: int, n_objectives: int, registry: Registry) -> tuple[str, ...]:
+    """The strategy names: registered, each once, at least one trial each, fit for the objectives."""
     strategies = _strategy_names(strategy, registry)
     if len(strategies) > len(set(strategies)):
         twice = sorted({n for n in strategies if strategies.count(n) > 1})
@@ -266,61 +325,45 @@ def build_spec(
                         f"({', '.join(strategies)}): give at least one trial per strategy")
     for name in strategies:
         strategy_def = registry.get("strategy", name)
-        if len(objectives) > 1 and not strategy_def.multi_objective:
+        if n_objectives > 1 and not strategy_def.multi_objective:
             multi = [n for n in registry.names("strategy") if registry.get("strategy", n).multi_objective]
-            raise SpecError(f"strategy {name!r} handles a single objective; for {len(objectives)} objectives "
+            raise SpecError(f"strategy {name!r} handles a single objective; for {n_objectives} objectives "
                             f"use one of: {', '.join(multi)}")
-        if len(objectives) == 1 and not strategy_def.single_objective:
+        if n_objectives == 1 and not strategy_def.single_objective:
             raise SpecError(f"strategy {name!r} needs several objectives")
-    strategy_options = _strategy_options(strategy_options, strategies)
+    return strategies
+
+
+def check_pruner(pruner: str | None, *, n_strategies: int, n_objectives: int, registry: Registry) -> str:
+    """The pruner's name (``none`` when None): registered, and able to judge this search's trials."""
     pruner = pruner or "none"
     registry.get("pruner", pruner)
-    if len(strategies) > 1 and pruner == "hyperband":
+    if n_strategies > 1 and pruner == "hyperband":
         raise SpecError("pruner='hyperband' splits the study into brackets across all trials, so it cannot judge "
                         "each strategy on its own trials; with several strategies use one of: median, percentile, "
                         "sha")
-    if pruner != "none" and len(objectives) > 1:
+    if pruner != "none" and n_objectives > 1:
         raise SpecError("pruning is not supported for multi-objective searches (Optuna reports one value per "
                         "step); use pruner='none'")
-    from nasforge.executors.ray_options import check_options
+    return pruner
 
-    ray_options = check_options(
-        backend=backend, pruner=pruner, n_jobs=n_jobs, n_objectives=len(objectives), max_budget=budget_dict[unit],
-        address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-        max_concurrent=max_concurrent, scheduler=scheduler, scheduler_options=scheduler_options,
-        max_failures=max_failures, family=fam, space=space_obj, strategies=tuple(strategies))
 
-    # -- the rest --------------------------------------------------------------------
+def check_study_name(study_name: str | None) -> None:
     if study_name is not None and not re.fullmatch(r"[\w.\-]+", study_name or ""):
         raise SpecError(f"study_name may use letters, digits, '_', '-', '.', got {study_name!r}")
 
+
+def check_stores(tracking_uri: str | None, storage: str | None, run_dir: str | Path) -> tuple[str, str]:
+    """The MLflow tracking URI and the Optuna storage URL, local paths made absolute (workers share them)."""
     try:
         tracking = absolute_tracking_uri(tracking_uri or default_tracking_uri())
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     if storage is None:
-        run_path = Path(run_dir).resolve()
-        storage = f"sqlite:///{run_path / 'optuna.db'}"
-    elif not isinstance(storage, str):
-        raise SpecError(f"storage must be an Optuna storage URL, got {storage!r}")
+        storage = f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
     elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
         storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
-
-    spec = SearchSpec(
-        family=family, task=task, space=space_obj, strategy=",".join(strategies), strategies=strategies,
-        pruner=pruner,
-        objectives=tuple(objectives), budget=budget_dict, budget_unit=unit, trials=trials, seed=seed, timeout=timeout,
-        n_jobs=n_jobs, backend=backend, tracking_uri=tracking,
-        experiment=experiment or f"{family}-{task}", storage=storage, study_name=study_name,
-        resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
-        strategy_options=strategy_options, pruner_options=dict(pruner_options or {}),
-        tags={str(k): str(v) for k, v in (tags or {}).items()},
-        **ray_options,
-    )
-    # Building the sampler and pruner checks their options (and a grid's space) up front.
-    make_sampler(spec, registry=registry)
-    make_pruner(spec, registry=registry)
-    return spec
+    return tracking, storage
 
 
 def _check_space_fields(fam, space: SearchSpace) -> None:
@@ -373,48 +416,3 @@ def _strategy_options(options: Mapping[str, Any] | None, strategies: tuple[str, 
         else:
             raise SpecError(f"strategy_options[{key!r}] must be a mapping of that strategy's options, got {value!r}")
     return nested
-
-
-def make_sampler(spec: SearchSpec, *, registry: Registry | None = None):
-    """The spec's Optuna sampler; several strategies: a sampler that deals trials to theirs."""
-    registry = registry or get_registry()
-    if not spec.side_by_side:
-        return _make_one_sampler(spec, spec.strategy, spec.seed, spec.strategy_options, registry)
-    from nasforge.side_by_side import strategy_seed
-    from nasforge.strategies.side_by_side import SideBySideSampler
-
-    samplers = {name: _make_one_sampler(spec, name, strategy_seed(spec.seed, name),
-                                        spec.strategy_options.get(name, {}), registry)
-                for name in spec.strategies}
-    return SideBySideSampler(samplers=samplers, shares=spec.shares)
-
-
-def _make_one_sampler(spec: SearchSpec, name: str, seed: int, options: Mapping[str, Any], registry: Registry):
-    strategy = registry.get("strategy", name)
-    try:
-        return strategy.create(space=spec.space, seed=seed, n_objectives=len(spec.objectives), **options)
-    except NasforgeError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"strategy {name!r} rejected its options {dict(options)}: {exc}") from None
-
-
-def make_pruner(spec: SearchSpec, *, registry: Registry | None = None):
-    """The spec's Optuna pruner; several strategies: one per strategy, each judging its own trials."""
-    registry = registry or get_registry()
-    if not spec.side_by_side or spec.pruner == "none":
-        return _make_one_pruner(spec, registry)
-    from nasforge.strategies.side_by_side import SideBySidePruner
-
-    return SideBySidePruner(pruners={name: _make_one_pruner(spec, registry) for name in spec.strategies})
-
-
-def _make_one_pruner(spec: SearchSpec, registry: Registry):
-    pruner = registry.get("pruner", spec.pruner)
-    budget = spec.budget[spec.budget_unit]
-    try:
-        return pruner.create(budget=budget, **spec.pruner_options)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"pruner {spec.pruner!r} rejected its options {spec.pruner_options}: {exc}") from None
-
-

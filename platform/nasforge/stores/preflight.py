@@ -11,9 +11,8 @@ Several searches may start on one fresh sqlite store at once (separate processes
 the tables and the experiment is done under a lock on the store's folder, since MLflow's
 migrations and Optuna's table creation are not safe to run twice at the same moment.
 
-MLflow's HTTP client retries for minutes by default (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=7``
-with exponential back-off, ``MLFLOW_HTTP_REQUEST_TIMEOUT=120`` s per request); the preflight
-makes one try with a short timeout instead, and leaves the settings of the search as they were.
+Against an MLflow server the preflight makes one try with a short timeout
+(:func:`nasforge.stores.http.quick_http`) and leaves the settings of the search as they were.
 """
 
 from __future__ import annotations
@@ -25,50 +24,25 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from nasforge.errors import NasforgeError, StoreError
+from nasforge.errors import NasforgeError, StoreError, first_line
+from nasforge.stores.guard import GuardedTracker
+from nasforge.stores.http import quick_http
+from nasforge.stores.study import optuna_storage
 
 if TYPE_CHECKING:
-    from nasforge.spec import SearchSpec
-    from nasforge.store_guard import GuardedTracker
-
-HTTP_TIMEOUT_S = 5      # per request, during the preflight only
-HTTP_RETRIES = 0
+    from nasforge.spec.arguments import SearchSpec
 
 
-def reason(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception, short (SQLAlchemy appends the SQL and a help link)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@contextlib.contextmanager
-def quick_http(timeout_s: float = HTTP_TIMEOUT_S, retries: int = HTTP_RETRIES) -> Iterator[None]:
-    """MLflow HTTP requests in this block give up after ``retries`` retries of ``timeout_s`` each."""
-    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def check_stores(spec: "SearchSpec") -> "GuardedTracker":
+def check_stores(spec: "SearchSpec") -> GuardedTracker:
     """Check both stores of ``spec``; return the tracker of its experiment (created if new)."""
     tracker = check_tracking(spec.tracking_uri, spec.experiment)
     check_storage(spec.storage)
     return tracker
 
 
-def check_tracking(uri: str, experiment: str) -> "GuardedTracker":
+def check_tracking(uri: str, experiment: str) -> GuardedTracker:
     """Get or create ``experiment`` in the MLflow store ``uri`` and make one write to it and to
     its artifact location."""
-    from nasforge.store_guard import GuardedTracker
-
     where = f"MLflow store {uri}"
     folder = None
     if uri.startswith("sqlite:///"):
@@ -88,7 +62,7 @@ def check_tracking(uri: str, experiment: str) -> "GuardedTracker":
     except NasforgeError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, say which store
-        raise StoreError(f"cannot write to the {where} (experiment {experiment!r}): {reason(exc)}") from None
+        raise StoreError(f"cannot write to the {where} (experiment {experiment!r}): {first_line(exc)}") from None
     local = _local_path(location)
     if local is not None:
         _check_folder(local, what=f"artifact location {location} of the {where}", create=True)
@@ -99,20 +73,18 @@ def check_storage(url: str) -> None:
     """Open the Optuna storage ``url`` and create and delete a probe study in it."""
     import optuna
 
-    from nasforge.runner import _storage
-
     folder = None
     if url.startswith("sqlite:///"):
         folder = Path(url[len("sqlite:///"):]).parent
         _check_folder(folder, what=f"Optuna storage {url}", create=True)
     try:
         with folder_lock(folder):
-            storage = optuna.storages.get_storage(_storage(url))  # creates the tables of a new file
+            storage = optuna.storages.get_storage(optuna_storage(url))  # creates the tables of a new file
         study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE],
                                             f"nasforge-preflight-{uuid.uuid4().hex}")
         storage.delete_study(study_id)
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"cannot write to the Optuna storage {url}: {reason(exc)}") from None
+        raise StoreError(f"cannot write to the Optuna storage {url}: {first_line(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -169,4 +141,4 @@ def _check_folder(folder: Path, *, what: str, create: bool) -> None:
     except StoreError:
         raise
     except OSError as exc:
-        raise StoreError(f"cannot write to the {what}: {exc.strerror or reason(exc)} ({folder})") from None
+        raise StoreError(f"cannot write to the {what}: {exc.strerror or first_line(exc)} ({folder})") from None

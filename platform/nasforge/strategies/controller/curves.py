@@ -26,7 +26,7 @@ def log_controller(result) -> None:
         return
     from mlflow.entities import Metric
 
-    from nasforge.tracking import MAX_METRICS, Tracker
+    from nasforge.stores.mlflow_runs import MAX_METRICS, Tracker
 
     tracker = Tracker(tracking_uri=result.spec.tracking_uri, experiment_id=result.experiment_id)
     run_id = result.parent_run_id

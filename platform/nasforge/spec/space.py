@@ -189,7 +189,7 @@ class SearchSpace:
                                      f"{', '.join(shipped_space_names())})")
                 text, source = path.read_text(encoding="utf-8"), str(path)
             else:
-                text, source = _read_shipped(str(name_or_path)), f"{name_or_path}.yaml (shipped)"
+                text, source = read_shipped(str(name_or_path)), f"{name_or_path}.yaml (shipped)"
         except (OSError, ValueError) as exc:  # unreadable, not UTF-8, a NUL in the path, a name too long
             raise SpaceError(f"cannot read the search space {str(name_or_path)!r}: {exc}") from None
         try:
@@ -304,7 +304,7 @@ def shipped_space_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def _read_shipped(name: str) -> str:
+def read_shipped(name: str) -> str:
     from importlib.resources import files
 
     if not SHIPPED_NAME.fullmatch(name):  # no path separators: shipped names never leave the package

@@ -5,12 +5,8 @@ trials run, a failing MLflow write (server gone, disk full, database locked for 
 not fail the trial: :class:`GuardedTracker` notes the first failure, skips the MLflow writes
 that follow, and asks the study to stop after the trials already running. Their results
 (values, metrics) still go to the Optuna storage. The search then ends with a
-:class:`~nasforge.preflight.StoreError` that names the store and how to go on.
-
-``resume=True`` (once the store is back) first back-fills MLflow with :func:`backfill_runs`:
-a child run for each finished trial that has none, and the closing metrics and status of
-each child run the failure left RUNNING. Trial weights written while the store was down
-are lost: those trials' runs carry ``nasforge_weights=missing``.
+:class:`~nasforge.errors.StoreError` that names the store and how to go on; ``resume=True``
+later logs what MLflow missed (:mod:`nasforge.stores.backfill`).
 """
 
 from __future__ import annotations
@@ -19,10 +15,9 @@ import threading
 import warnings
 from typing import Any, Callable
 
-from nasforge.preflight import StoreError, reason
-from nasforge.tracking import Tracker
-
-BACKFILL_ATTR = "mlflow_backfilled"   # study attribute: trial number -> back-filled run id
+from nasforge.errors import StoreError, first_line
+from nasforge.stores.http import quick_http
+from nasforge.stores.mlflow_runs import Tracker
 
 
 class GuardedTracker(Tracker):
@@ -54,7 +49,7 @@ class GuardedTracker(Tracker):
             with self._lock:
                 first, self.failure = self.failure is None, self.failure or exc
             if first:
-                warnings.warn(f"MLflow store {self.tracking_uri} failed ({reason(exc)}); the trials running now "
+                warnings.warn(f"MLflow store {self.tracking_uri} failed ({first_line(exc)}); the trials running now "
                               "finish into the Optuna storage, then the search stops", RuntimeWarning, stacklevel=3)
                 callback = self._on_failure
                 if callback is not None:
@@ -104,78 +99,19 @@ def stop_study(study) -> Callable[[], None]:
 
 def store_failed_error(tracker: GuardedTracker, spec, study, done: int, parent_run_id: str) -> StoreError:
     """The error a search ends with when its store failed; tries to mark the parent run KILLED."""
-    from nasforge.preflight import quick_http
-
     try:
         with quick_http():
             tracker.end_run(parent_run_id, "KILLED", tags={"status_reason": "the MLflow store failed; resume=True"})
     except Exception:  # noqa: BLE001 - still down: the resume closes it
         pass
     return StoreError(
-        f"the MLflow store {tracker.tracking_uri} failed during the search ({reason(tracker.failure)}). "
+        f"the MLflow store {tracker.tracking_uri} failed during the search ({first_line(tracker.failure)}). "
         f"{done} of {spec.trials} trials are done and kept in the Optuna storage {spec.storage}; when the store "
         f"is back, continue with resume=True, study_name={study.study_name!r} (CLI: --resume --study-name "
         f"{study.study_name}): the runs it missed are logged then")
-
-
-def backfill_runs(spec, study, tracker: Tracker, parent_run_id: str) -> int:
-    """Log the MLflow runs the store missed while it was down; returns how many runs it wrote.
-
-    A trial the store missed finished in Optuna with ``mlflow_run_id`` None (its run could not
-    be started) or with a run still RUNNING (the store failed during it)."""
-    import optuna
-
-    from nasforge.space import flatten
-    from nasforge.trial import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED
-
-    state = optuna.trial.TrialState
-    status_of = {state.COMPLETE: COMPLETE, state.PRUNED: PRUNED, state.FAIL: FAILED}
-    done: dict[str, str] = dict(study.user_attrs.get(BACKFILL_ATTR, {}))
-    written = 0
-    for trial in study.get_trials(deepcopy=False, states=tuple(status_of)):
-        if trial.user_attrs.get("interrupted") or str(trial.number) in done:
-            continue
-        status = status_of[trial.state]
-        closing = {"status_reason": trial.user_attrs.get("status_reason") or "finished",
-                   "nasforge_status": status, "nasforge_backfilled": "true"}
-        metrics = {k: v for k, v in trial.user_attrs.get("metrics", {}).items() if isinstance(v, (int, float))}
-        if "mlflow_run_id" not in trial.user_attrs:
-            continue  # it never got as far as its run (e.g. it failed while sampling)
-        run_id = trial.user_attrs["mlflow_run_id"]
-        if run_id:
-            run = _get_run(tracker, run_id)
-            if run is None or run.info.status != "RUNNING":
-                continue  # logged in full (or from another store)
-            # the store failed during this trial: close its run the way the trial ended
-            history = tracker.client.get_metric_history(run_id, spec.objectives[0].metric)
-            tracker.log(run_id, metrics=metrics, step=max((m.step for m in history), default=0))
-            tracker.end_run(run_id, MLFLOW_STATUS[status], tags=closing)
-        else:
-            tags = {"family": spec.family, "task": spec.task, "strategy": trial.user_attrs.get("strategy", spec.strategy),
-                    "trial_number": trial.number, "search_seed": spec.seed, "backend": spec.backend,
-                    "study": study.study_name, "nasforge_weights": "missing", **spec.tags}
-            params = flatten(spec.space.config_from_flat(trial.params))
-            run_id = tracker.start_run(name=f"trial-{trial.number}", tags=tags, params=params,
-                                       parent_run_id=parent_run_id)
-            tracker.log(run_id, metrics=metrics)
-            tracker.end_run(run_id, MLFLOW_STATUS[status], tags=closing)
-        done[str(trial.number)] = run_id
-        study.set_user_attr(BACKFILL_ATTR, done)  # after each run: a second failure never duplicates one
-        written += 1
-    return written
-
-
-def _get_run(tracker: Tracker, run_id: str):
-    try:
-        return tracker.get_run(run_id)
-    except Exception:  # noqa: BLE001 - a run this store does not have
-        return None
 
 
 def check_no_failure(tracker: Any, spec, study, done: int, parent_run_id: str) -> None:
     """Raise the store error if ``tracker`` saw its store fail while armed."""
     if isinstance(tracker, GuardedTracker) and tracker.disarm() is not None:
         raise store_failed_error(tracker, spec, study, done, parent_run_id)
-
-
-__all__ = ["GuardedTracker", "StoreError", "backfill_runs", "check_no_failure", "stop_study"]

@@ -1,7 +1,8 @@
-"""Export a search's best model: an MLflow model directory, a ``torch.export`` ``.pt2`` file,
-TorchScript, and optionally a version in the MLflow model registry.
+"""Export a search's best model to files: an MLflow model, ``torch.export`` (``.pt2``), TorchScript.
 
-Two ways in: :func:`export_result` for a :class:`~nasforge.result.SearchResult` in hand
+Optionally also a version in the MLflow model registry.
+
+Two ways in: :func:`export_result` for a :class:`~nasforge.results.result.SearchResult` in hand
 (``result.export(path)``), and :func:`export_run` for a finished search found in an MLflow store
 by its parent run id, or the latest search of an experiment (``nasforge export``). Either way
 the model is rebuilt from the family's code and the best trial's saved weights, loaded with
@@ -22,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from nasforge.data.tasks import load_task
 from nasforge.errors import ExportError
+from nasforge.plugins import get_registry
+from nasforge.results.models import log_model
+from nasforge.spec.space import SearchSpace
+from nasforge.stores.mlflow_runs import Tracker, absolute_tracking_uri, default_tracking_uri, quiet_mlflow
+from nasforge.stores.weights import WEIGHTS_ARTIFACT, load_weights
 
 #: format -> the file or directory it is written to, inside the export directory
 FORMATS = {"mlflow": "mlflow_model", "pt2": "model.pt2", "torchscript": "model.torchscript.pt"}
@@ -81,10 +88,7 @@ def check_register_name(name: str | None) -> str | None:
 # -- entry points ----------------------------------------------------------------------
 def export_result(result, path: str | Path, *, formats: Iterable[str] = DEFAULT_FORMATS,
                   register_as: str | None = None, overwrite: bool = False) -> ExportedModel:
-    """Export the best model of a :class:`~nasforge.result.SearchResult` (see the module doc)."""
-    from nasforge.plugins import get_registry
-    from nasforge.trial import load_task
-
+    """Export the best model of a :class:`~nasforge.results.result.SearchResult` (see the module doc)."""
     formats, target = check_formats(formats), check_target(path, overwrite=overwrite)
     register_as = check_register_name(register_as)
     spec = result.spec
@@ -122,9 +126,6 @@ def export_run(path: str | Path, *, tracking_uri: str | None = None, run_id: str
         register_as: also register the search's logged model under this name (``models:/NAME/N``).
         overwrite: replace an earlier export in ``path`` (only the files an export writes).
     """
-    from nasforge.runner import quiet_mlflow
-    from nasforge.tracking import Tracker, absolute_tracking_uri, default_tracking_uri
-
     formats, target = check_formats(formats), check_target(path, overwrite=overwrite)
     register_as = check_register_name(register_as)
     quiet_mlflow()
@@ -175,9 +176,6 @@ def find_search_run(client, tracking_uri: str, *, run_id: str | None = None, exp
 # -- the model -------------------------------------------------------------------------
 def _model_from_run(tracker, run):
     """Rebuild the best trial's model from the family's code and its saved weights."""
-    from nasforge.plugins import get_registry
-    from nasforge.trial import WEIGHTS_ARTIFACT, load_task, load_weights
-
     run_id, tags = run.info.run_id, run.data.tags
     trial_run_id = tags.get("best_run_id")
     if not trial_run_id and run.info.status != "FINISHED":
@@ -216,8 +214,6 @@ def _best_params(tracker, run) -> dict[str, Any]:
     except ValueError:
         pass
     import optuna
-
-    from nasforge.space import SearchSpace
 
     storage, study_name = run.data.params.get("storage"), run.data.tags.get("study")
     trial_run_id = run.data.tags["best_run_id"]
@@ -317,11 +313,8 @@ def register(tracking_uri: str, search_run_id: str, name: str, *, model=None, ex
         if logged:
             model_id = max(logged, key=lambda m: m.creation_timestamp).model_id
         else:  # e.g. logging failed at the end of the search: log it now
-            from nasforge.runner import _log_model
-            from nasforge.tracking import Tracker
-
             tracker = Tracker(tracking_uri=tracking_uri, experiment_id=experiment_id)
-            model_id = _log_model(tracker, search_run_id, model, example.numpy())[len("models:/"):]
+            model_id = log_model(tracker, search_run_id, model, example.numpy())[len("models:/"):]
     import mlflow
 
     previous = mlflow.get_tracking_uri()

@@ -1,42 +1,16 @@
-"""Strategies side by side: the budget split, the per-strategy seeds, the summary and its logging.
+"""Strategies side by side, compared: each strategy's trials, best, summary row, curve and table.
 
-``nasforge.search(..., strategy=["controller", "tpe", "random"])`` runs the strategies in ONE
-study whose sampler deals each trial to one of them (see
-:mod:`nasforge.strategies.side_by_side`); each trial carries the user attribute and MLflow tag
-``strategy``. This module holds what needs no optuna: it is imported by the spec, the result
-and the CLI.
+``SearchResult.by_strategy`` and ``strategy_summary()`` read it; the runner logs it on the parent
+run (:func:`log_strategies`) and the CLI prints :func:`format_table`.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-STRATEGY_ATTR = "strategy"
-COUNTED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-
-
-def split_trials(total: int, strategies: Sequence[str]) -> dict[str, int]:
-    """``total`` trials split evenly; the first ``total % len(strategies)`` strategies get one more."""
-    base, extra = divmod(total, len(strategies))
-    return {name: base + (1 if i < extra else 0) for i, name in enumerate(strategies)}
-
-
-def strategy_seed(seed: int, strategy: str) -> int:
-    """Each strategy's sampler seed, derived from the search seed (so two strategies that start
-    with random sampling, e.g. ``tpe`` and ``random``, do not draw the same first trials)."""
-    return (seed * 1_000_003 + zlib.crc32(strategy.encode())) % (2**31 - 1)
-
-
-def counts_toward_target(trial) -> bool:
-    """Finished trials count toward the target; interrupted ones do not (as in the runner)."""
-    return trial.state.name in COUNTED_STATES and not trial.user_attrs.get("interrupted")
-
-
-def strategy_of(trial, spec) -> str:
-    """The strategy that proposed ``trial`` (a single-strategy search has no attribute: its own)."""
-    return trial.user_attrs.get(STRATEGY_ATTR) or spec.strategies[0]
+from nasforge.outcome import counts_toward_target
+from nasforge.strategies.shares import strategy_of
 
 
 # -- per-strategy results ------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasforge.spec import SearchSpec
+from nasforge.results.by_strategy import by_strategy
+from nasforge.results.models import rebuild_model
+from nasforge.spec.arguments import SearchSpec
 
 
 @dataclass(kw_only=True)
@@ -77,9 +79,7 @@ class SearchResult:
     @property
     def by_strategy(self) -> dict:
         """strategy -> its part of the search (trials, best trial, summary row); one entry for
-        a single strategy. See :class:`nasforge.side_by_side.StrategyResult`."""
-        from nasforge.side_by_side import by_strategy
-
+        a single strategy. See :class:`nasforge.results.by_strategy.StrategyResult`."""
         return by_strategy(self)
 
     def strategy_summary(self):
@@ -94,20 +94,18 @@ class SearchResult:
     def best_model(self):
         """The best trial's trained ``torch.nn.Module`` (weights loaded with ``weights_only=True``)."""
         if self._model is None:
-            from nasforge.runner import rebuild_model
-
             self._model = rebuild_model(self.spec, self.best_trial)
         return self._model
 
     def export(self, path, *, formats=("mlflow", "pt2"), register_as: str | None = None,
                overwrite: bool = False):
-        """Write the best model to the directory ``path``; see :mod:`nasforge.export`.
+        """Write the best model to the directory ``path``; see :mod:`nasforge.results.export`.
 
         ``formats``: any of ``"mlflow"`` (an MLflow model directory), ``"pt2"`` (``torch.export``)
         and ``"torchscript"``. ``register_as="NAME"`` also registers the search's logged model in
         the store's model registry (``models:/NAME/<version>``). Returns an ``ExportedModel``.
         """
-        from nasforge.export import export_result
+        from nasforge.results.export import export_result  # imports mlflow and torch
 
         return export_result(self, path, formats=formats, register_as=register_as, overwrite=overwrite)
 

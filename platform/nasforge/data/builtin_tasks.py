@@ -1,77 +1,13 @@
-"""Tasks: a data set (or, later, an environment) with a kind and fixed, seeded splits.
+"""The built-in tasks: scikit-learn's bundled data sets and MNIST-1D, made offline.
 
-The built-in tabular tasks use data sets bundled with scikit-learn, so nothing is
-downloaded. This module is itself a default plugin: it registers them through
+Nothing is downloaded. This module is a default plugin: it registers the tasks through
 ``register_tasks``, exactly like a third-party plugin would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
+from nasforge.data.tasks import Task, TaskDef, split_arrays, standardize
 from nasforge.hookspecs import hookimpl
-
-TASK_KINDS = ("classification", "regression", "sequence", "generation", "control")
-
-
-@dataclass(kw_only=True)
-class Task:
-    """A loaded task. Supervised tasks fill the ``x_*``/``y_*`` splits (numpy arrays)."""
-
-    name: str
-    kind: str
-    seed: int
-    x_train: Any = None
-    y_train: Any = None
-    x_val: Any = None
-    y_val: Any = None
-    x_test: Any = None
-    y_test: Any = None
-    n_classes: int | None = None          # classification only
-    input_shape: tuple[int, ...] = ()      # shape of one input, without the batch axis
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def split(self, name: str) -> tuple[Any, Any]:
-        """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
-        if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {name!r}; valid: train, val, test")
-        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TaskDef:
-    """A registered task: ``load(seed)`` returns a :class:`Task` with fixed splits."""
-
-    name: str
-    kind: str
-    load: Callable[[int], Task]
-    description: str = ""
-
-    def __post_init__(self):
-        if self.kind not in TASK_KINDS:
-            raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {', '.join(TASK_KINDS)}")
-
-
-def split_arrays(x, y, *, seed: int, val: float = 0.15, test: float = 0.15, stratify: bool = False) -> dict:
-    """Seeded train/val/test split (stratified for classification)."""
-    from sklearn.model_selection import train_test_split
-
-    strat = y if stratify else None
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, random_state=seed, stratify=strat)
-    strat = y_rest if stratify else None
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val / (1 - test), random_state=seed, stratify=strat)
-    return dict(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
-
-
-def _standardize(splits: dict, key: str = "x") -> None:
-    import numpy as np
-
-    mean = splits[f"{key}_train"].mean(axis=0)
-    std = splits[f"{key}_train"].std(axis=0) + 1e-8
-    for name in ("train", "val", "test"):
-        splits[f"{key}_{name}"] = ((splits[f"{key}_{name}"] - mean) / std).astype(np.float32)
 
 
 def load_digits_task(seed: int) -> Task:
@@ -95,7 +31,7 @@ def load_breast_cancer_task(seed: int) -> Task:
 
     data = load_breast_cancer()
     splits = split_arrays(data.data, data.target.astype(np.int64), seed=seed, stratify=True)
-    _standardize(splits)
+    standardize(splits)
     return Task(name="breast_cancer", kind="classification", seed=seed, n_classes=2, input_shape=(30,), **splits)
 
 
@@ -107,7 +43,7 @@ def load_diabetes_task(seed: int) -> Task:
 
     data = load_diabetes()
     splits = split_arrays(data.data, data.target.astype(np.float64)[:, None], seed=seed)
-    _standardize(splits)
+    standardize(splits)
     y_mean, y_std = splits["y_train"].mean(), splits["y_train"].std()
     for name in ("train", "val", "test"):
         splits[f"y_{name}"] = ((splits[f"y_{name}"] - y_mean) / y_std).astype(np.float32)

@@ -1,0 +1,47 @@
+"""The end of a search: the best model's test metrics and MLflow model, the summary, plots, FINISHED."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nasforge.data.tasks import load_task
+from nasforge.plugins import get_registry
+from nasforge.results.by_strategy import log_strategies
+from nasforge.results.models import log_model
+from nasforge.results.result import SearchResult
+from nasforge.stores.mlflow_runs import Tracker
+
+
+def finish_search(result: SearchResult, tracker: Tracker) -> None:
+    """Log what the search found on its parent run and end the run FINISHED."""
+    spec, run_id = result.spec, result.parent_run_id
+    trials = result.trials
+    counts = {s: sum(1 for t in trials if t.state.name == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    summary: dict[str, float] = {f"n_{k.lower()}": v for k, v in counts.items()}
+    tags: dict[str, Any] = {}
+    if result.completed_trials:
+        best = result.best_trial
+        for obj, value in zip(spec.objectives, best.values):
+            summary[f"best_{obj.metric}"] = value
+        tags.update(best_trial=best.number, best_run_id=best.user_attrs.get("mlflow_run_id", ""),
+                    best_params=json.dumps(result.best_params))
+        if spec.save_models and best.user_attrs.get("mlflow_run_id"):  # no run: weights lost with the store
+            model = result.best_model()
+            family = get_registry().get("family", spec.family)
+            task = load_task(spec.task, spec.seed)
+            result.test_metrics = dict(family.evaluate(model, task, "test"))
+            summary.update(result.test_metrics)
+            result.model_uri = log_model(tracker, run_id, model, family.example_input(task), trial_number=best.number)
+    tracker.log(run_id, metrics=summary, tags=tags)
+    if spec.side_by_side:
+        log_strategies(result, tracker)
+    try:
+        tracker.log_text(run_id, result.trials_dataframe().to_csv(index=False), "trials.csv")
+    except Exception:  # pandas missing or an exotic value: the table is a convenience
+        pass
+    if spec.plots:
+        from nasforge.results.plots import log_summary_plots  # matplotlib: imported only when plotting
+
+        log_summary_plots(result, tracker)  # never raises: a failed plot is a warning + plots/notes.txt
+    tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})

@@ -1,0 +1,132 @@
+"""The Optuna study of a search: open or resume it, count what is done, settle what a kill left."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import TYPE_CHECKING
+
+from nasforge.errors import SpecError
+from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, counts_toward_target
+from nasforge.stores.mlflow_runs import Tracker
+from nasforge.strategies.build import make_pruner, make_sampler
+
+if TYPE_CHECKING:
+    from nasforge.spec.arguments import SearchSpec
+
+STUDY_ATTRS = ("family", "task", "strategy", "experiment")
+
+
+def open_study(spec: "SearchSpec"):
+    """Create the study of ``spec``, or load it to resume (checked against what it ran before)."""
+    import optuna
+
+    storage = optuna_storage(spec.storage)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    name = spec.study_name
+    if name is None and spec.resume:
+        mine = [s for s in existing.values()
+                if all(s.user_attrs.get(k) == getattr(spec, k) for k in ("family", "task", "experiment"))
+                and s.user_attrs.get("strategies") == side_by_side_attr(spec)]
+        if not mine:
+            raise SpecError(f"nothing to resume: no {spec.family}/{spec.task} study in {spec.storage}")
+        name = max(mine, key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id)).study_name
+    elif name is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = base = f"{spec.family}-{spec.task}-{stamp}"
+        n = 1
+        while name in existing:
+            n += 1
+            name = f"{base}-{n}"
+    elif name in existing and not spec.resume:
+        raise SpecError(f"study {name!r} already exists in {spec.storage}; pass resume=True "
+                        "(CLI: --resume) to continue it, or choose another study name")
+
+    if name in existing:
+        attrs = existing[name].user_attrs
+        for key in ("family", "task"):
+            if attrs.get(key) not in (None, getattr(spec, key)):
+                raise SpecError(f"study {name!r} is a {attrs.get('family')}/{attrs.get('task')} search; "
+                                f"cannot resume it as {spec.family}/{spec.task}")
+        if attrs.get("strategies") != side_by_side_attr(spec):
+            ran = ", ".join(attrs.get("strategies") or [str(attrs.get("strategy"))])
+            raise SpecError(f"study {name!r} ran strategy {ran}; resume it with the same strategy list, "
+                            f"not {', '.join(spec.strategies)}")
+        directions = [d.name.lower() for d in existing[name].directions]
+        if directions != spec.directions:
+            raise SpecError(f"study {name!r} has directions {directions}, the spec asks for {spec.directions}")
+
+    study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions,
+                                sampler=make_sampler(spec), pruner=make_pruner(spec), load_if_exists=True)
+    if name in existing and existing[name].n_trials:
+        # Resumed: seeded as before, the sampler would replay the draws of the interrupted process
+        # and sample the same configurations again. Samplers whose draws are keyed by trial number
+        # (evolution, controller) or kept in the storage (QMC) are unchanged by this.
+        study.sampler.reseed_rng()
+    if "family" not in study.user_attrs:
+        for key in STUDY_ATTRS:
+            study.set_user_attr(key, getattr(spec, key))
+        study.set_user_attr("objectives", [[o.metric, o.direction] for o in spec.objectives])
+        study.set_user_attr("space", spec.space.source)
+        if spec.side_by_side:
+            study.set_user_attr("strategies", list(spec.strategies))
+    return study
+
+
+def optuna_storage(url: str):
+    """An Optuna storage; sqlite files get their folder created and a busy timeout."""
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return url
+
+
+def side_by_side_attr(spec: "SearchSpec") -> list[str] | None:
+    """The study attribute ``strategies`` of a side-by-side search (None for one strategy)."""
+    return list(spec.strategies) if spec.side_by_side else None
+
+
+def count_done(study) -> int:
+    """Finished trials that count toward the target (interrupted ones do not)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_target(t))
+
+
+def recover_interrupted(study, tracker: Tracker) -> None:
+    """Settle trials left RUNNING by a killed process.
+
+    A trial whose MLflow run had already finished keeps its result (it is told to Optuna);
+    any other is marked FAIL + ``interrupted`` (it does not count) and its run KILLED.
+    """
+    import optuna
+
+    state = optuna.trial.TrialState
+    for trial in study.get_trials(deepcopy=False, states=(state.RUNNING,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        run = tracker.get_run(run_id) if run_id else None
+        status = run.data.tags.get("nasforge_status") if run else None
+        if status in MLFLOW_STATUS and run.info.status == "RUNNING":
+            # killed between the run's closing tags and its end: end it the way the trial ended
+            tracker.end_run(run_id, MLFLOW_STATUS[status])
+        if status == COMPLETE:
+            metrics = run.data.metrics
+            values = [metrics.get(o[0]) for o in study.user_attrs.get("objectives", [])]
+            if values and all(v is not None and math.isfinite(v) for v in values):
+                study._storage.set_trial_user_attr(trial._trial_id, "metrics", dict(metrics))
+                study.tell(trial.number, values)
+                continue
+        if status == PRUNED:
+            study.tell(trial.number, state=state.PRUNED)
+            continue
+        if status == FAILED:
+            study._storage.set_trial_user_attr(trial._trial_id, "status_reason", run.data.tags.get("status_reason", ""))
+            study.tell(trial.number, state=state.FAIL)
+            continue
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study.tell(trial.number, state=state.FAIL)
+        if run is not None and run.info.status == "RUNNING":
+            tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted (process killed)",
+                                                    "nasforge_status": "interrupted"})
