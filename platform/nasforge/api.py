@@ -15,6 +15,10 @@ def search(
     family: str,
     *,
     task: str | None = None,
+    data: Any = None,
+    target: str | None = None,
+    kind: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
     strategy: str | Sequence[str] = "tpe",
     pruner: str | None = None,
@@ -50,6 +54,16 @@ def search(
     Args:
         family: a registered family name (``nasforge plugins`` lists them).
         task: a registered task name (``digits``, ``breast_cancer``, ``diabetes``, ...).
+        data: your own data instead of a task: ``(X, y)`` arrays, a pandas (or polars) DataFrame
+            with ``target``, a path to a ``.csv`` / ``.parquet`` / ``.npz`` file (with ``target``), a
+            pair of ``.npy`` paths, a folder of class subfolders of images (``cnn``), a map-style
+            torch ``Dataset`` of ``(x, y)`` items, or ``{"train": ..., "val": ..., "test": ...}`` of
+            any of these (val/test split off train when absent). See docs/data.md.
+        target: the column to predict, for a table.
+        kind: ``"classification"`` or ``"regression"``; default: inferred from the target
+            (integers, strings, booleans -> classification; floats -> regression).
+        data_options: ``val``, ``test`` (fractions split off), ``stream`` (``"auto"``, True, False),
+            ``memory_limit_mb``, ``num_workers``, ``name``, ``image_size``, ``cache_dir``.
         space: a shipped space name, a YAML path, a dict or a :class:`SearchSpace`;
             defaults to the family's own space.
         strategy: ``random``, ``tpe``, ``cmaes``, ``gp``, ``grid``, ``bruteforce``, ``qmc``,
@@ -89,10 +103,12 @@ def search(
         >>> import nasforge
         >>> result = nasforge.search("mlp", task="digits", trials=20, seed=0)  # doctest: +SKIP
         >>> result.best_params, result.best_value, result.best_model()        # doctest: +SKIP
+        >>> nasforge.search("mlp", data="wine.csv", target="label", trials=20)  # doctest: +SKIP
     """
     spec = build_spec(
-        family, task=task, space=space, strategy=strategy, pruner=pruner, objective=objective,
-        budget=budget, trials=trials, seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend,
+        family, task=task, data=data, target=target, kind=kind, data_options=data_options, space=space,
+        strategy=strategy, pruner=pruner, objective=objective, budget=budget, trials=trials, seed=seed,
+        timeout=timeout, n_jobs=n_jobs, backend=backend,
         tracking_uri=tracking_uri, experiment=experiment, storage=storage, study_name=study_name,
         resume=resume, run_dir=run_dir, save_models=save_models, plots=plots, strategy_options=strategy_options,
         pruner_options=pruner_options, tags=tags, address=address, cpus_per_trial=cpus_per_trial,

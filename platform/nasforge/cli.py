@@ -44,12 +44,25 @@ def _objectives(metrics: Sequence[str] | None, directions: Sequence[str] | None)
     return [{"metric": m, "direction": d} for m, d in zip(metrics, directions or [None] * len(metrics))]
 
 
+def _data(args: argparse.Namespace) -> Any:
+    """``--data`` (with ``--val-data`` / ``--test-data``) as ``data=``: a path, or a mapping of split paths."""
+    if args.data is None:
+        if args.val_data or args.test_data:
+            raise NasforgeError("--val-data and --test-data need --data (the train split)")
+        return None
+    if not (args.val_data or args.test_data):
+        return args.data
+    splits = {"train": args.data, "val": args.val_data, "test": args.test_data}
+    return {name: path for name, path in splits.items() if path}
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from nasforge.api import search
 
     objective = _objectives(args.objective, args.direction)
     result = search(
-        args.family, task=args.task, space=args.space, pruner=args.pruner,
+        args.family, task=args.task, data=_data(args), target=args.target, kind=args.kind,
+        data_options=_options(args.data_option, "--data-option") or None, space=args.space, pruner=args.pruner,
         strategy=args.strategy[0] if len(args.strategy) == 1 else args.strategy,
         objective=objective, budget=args.budget, trials=args.trials, seed=args.seed, timeout=args.timeout,
         n_jobs=args.n_jobs, tracking_uri=args.tracking_uri, experiment=args.experiment,
@@ -193,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run (or resume) a search", description="Run or resume a search.")
     s.add_argument("family", help="model family (see `nasforge plugins`)")
     s.add_argument("--task", help="task name (digits, breast_cancer, diabetes, ...)")
+    d = s.add_argument_group("your own data", "instead of --task (see docs/data.md)")
+    d.add_argument("--data", metavar="PATH", help="a .csv/.parquet/.npz file or a folder of class subfolders of images")
+    d.add_argument("--target", help="the column to predict (a table)")
+    d.add_argument("--kind", choices=("classification", "regression"), help="default: inferred from the target")
+    d.add_argument("--val-data", metavar="PATH", help="a validation split (default: split off --data)")
+    d.add_argument("--test-data", metavar="PATH", help="a test split (default: split off --data)")
+    d.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="val, test, stream, memory_limit_mb, num_workers, name, image_size (repeatable)")
     s.add_argument("--space", help="shipped space name or YAML path (default: the family's own)")
     s.add_argument("--strategy", nargs="+", default=["tpe"], metavar="NAME",
                    help="random, tpe, cmaes, gp, grid, bruteforce, qmc, nsga2, evolution, controller; several "

@@ -45,6 +45,10 @@ class ConfigError(NasforgeError, ValueError):
     """A configuration a family cannot build, or a task it cannot handle."""
 
 
+class DataError(NasforgeError, ValueError):
+    """A data set that cannot be searched: names the file, column or value and what would be valid."""
+
+
 class StoreError(NasforgeError):
     """The MLflow store or the Optuna storage cannot be reached or written."""
 

@@ -67,6 +67,13 @@ class Family(abc.ABC):
     # Config fields that may change between two epochs of a built model (PBT mutates only these):
     # optimizer settings, never a field that shapes the module (units, dropout, layers...).
     training_hyperparameters: ClassVar[tuple[str, ...]] = ()
+    # How the family reads a user's own data (``data=``, see :mod:`nasforge.data.prepare`): "tabular"
+    # (rows of features), "image" ((C, H, W)), "signal" ((C, L)), "sequence" ((T, F) steps of
+    # features) or "tokens" ((T,) integer ids); () takes no user data (a table, an environment).
+    data_layouts: ClassVar[tuple[str, ...]] = ("tabular",)
+    # ``fit`` reads inputs that stay on disk (:mod:`nasforge.data.streams`) through
+    # ``training.load_split``; families that move whole splits to tensors leave it False.
+    supports_streaming: ClassVar[bool] = False
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod

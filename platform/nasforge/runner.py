@@ -40,7 +40,7 @@ def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
         family=spec.family, task=spec.task, seed=spec.seed, budget=spec.budget, objectives=spec.objectives,
         strategy=spec.strategy, backend=spec.backend, tracking_uri=spec.tracking_uri,
         experiment_id=tracker.experiment_id, parent_run_id=parent_run_id, study_name=study.study_name,
-        save_models=spec.save_models, extra_tags=spec.tags,
+        save_models=spec.save_models, extra_tags=spec.tags, data_digest=spec.data_digest,
     )
     monitor = Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:

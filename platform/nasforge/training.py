@@ -1,9 +1,11 @@
 """Small torch helpers shared by the families' training loops.
 
-The built-in data sets are small, so a task's splits are moved to the device once
-(:func:`to_tensors`) and mini-batches are index slices of a seeded permutation
-(:func:`iterate_minibatches`) rather than a ``DataLoader``. Loops accumulate losses as
-tensors and synchronise once per epoch (:func:`train_epoch`).
+Data that fits in memory is moved to the device once (:func:`to_tensors`, :func:`load_split`)
+and mini-batches are index slices of a seeded permutation (:func:`iterate_minibatches`) rather
+than a ``DataLoader``. Inputs that stay on disk (:class:`nasforge.data.streams.RowSource`) are
+read a batch at a time by a ``DataLoader`` with the source's ``num_workers`` (:class:`StreamSplit`),
+in the same seeded order. Loops accumulate losses as tensors and synchronise once per epoch
+(:func:`train_batches`).
 
 This module imports torch at the top: import it inside trials only, never from
 ``nasforge/__init__.py``.
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import torch
+import torch.utils.data
 from torch import nn
 
+from nasforge.data.streams import is_stream
 from nasforge.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -75,20 +79,111 @@ def to_tensors(task, device: torch.device | str, splits: Iterable[str] = SPLITS)
     """Move ``task``'s splits to ``device`` once.
 
     Inputs become float32; targets int64 class indices (shape ``(n,)``) for
-    classification, float32 otherwise (regression keeps its ``(n, 1)`` shape).
+    classification, float32 otherwise, one column per target: a 1-D regression target
+    ``(n,)`` becomes ``(n, 1)``, so it never broadcasts against a model's ``(n, 1)`` output.
     """
-    classification = task.kind == "classification"
     out = {}
     for name in splits:
         x, y = task.split(name)
+        if is_stream(x):
+            raise ConfigError(f"task {task.name!r}: its {name} inputs stay on disk ({len(x)} rows); this family "
+                              "loads whole splits into memory (use a family that streams, or load the data)")
         if x is not None:
             out[f"x_{name}"] = torch.as_tensor(x, dtype=torch.float32, device=device)
         if y is not None:
-            if classification:
-                out[f"y_{name}"] = torch.as_tensor(y, dtype=torch.int64, device=device).reshape(-1)
-            else:
-                out[f"y_{name}"] = torch.as_tensor(y, dtype=torch.float32, device=device)
+            out[f"y_{name}"] = targets_tensor(y, task.kind, device)
     return TensorSplits(**out)
+
+
+def targets_tensor(y, kind: str, device: torch.device | str | None = None) -> torch.Tensor:
+    """Class indices ``(n,)`` int64 for classification; float32 ``(n, k)`` (k >= 1) otherwise."""
+    if kind == "classification":
+        return torch.as_tensor(y, dtype=torch.int64, device=device).reshape(-1)
+    target = torch.as_tensor(y, dtype=torch.float32, device=device)
+    return target.reshape(len(target), -1)
+
+
+class TensorSplit:
+    """One split in memory on the device: mini-batches are index slices of a seeded permutation."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A shuffled epoch of ``(x, y)`` mini-batches (the last one may be smaller)."""
+        for idx in iterate_minibatches(len(self.x), batch_size, generator, device=self.x.device):
+            yield self.x[idx], self.y[idx]
+
+    def predict(self, model: nn.Module, *, forward: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's outputs over the whole split, in eval mode, and the split's targets."""
+        return predict(model, self.x, forward=forward), self.y
+
+
+class StreamSplit:
+    """One split read from disk a batch at a time by a ``DataLoader`` (``x`` a RowSource, ``y`` in memory).
+
+    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does, and
+    the DataLoader's ``num_workers`` processes read its batches (rows of a batch in file order).
+    """
+
+    def __init__(self, x, y: torch.Tensor, device: torch.device | str):
+        self.x, self.y, self.device = x, y.cpu(), torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _loader(self, order: torch.Tensor, batch_size: int):
+        from torch.utils.data import DataLoader
+
+        workers = int(getattr(self.x, "num_workers", 0))
+        return DataLoader(_RowBatches(self.x, self.y, order, batch_size), batch_size=None, shuffle=False,
+                          num_workers=workers, prefetch_factor=4 if workers else None,
+                          pin_memory=self.device.type == "cuda")
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.x), generator=generator)
+        for x, y in self._loader(order, batch_size):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, *, forward: Callable | None = None,
+                chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        was_training = model.training
+        model.eval()
+        outputs, targets = [], []
+        try:
+            for x, y in self._loader(torch.arange(len(self.x)), chunk):
+                x = x.to(self.device, non_blocking=True)
+                outputs.append(model(x) if forward is None else forward(x))
+                targets.append(y.to(self.device, non_blocking=True))
+        finally:
+            model.train(was_training)
+        return torch.cat(outputs), torch.cat(targets)
+
+
+class _RowBatches(torch.utils.data.Dataset):
+    """Batch ``i`` of a fixed order over a RowSource: ``(x rows, y rows)`` as tensors."""
+
+    def __init__(self, x, y: torch.Tensor, order: torch.Tensor, batch_size: int):
+        self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+
+    def __len__(self) -> int:
+        return (len(self.order) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size].sort().values
+        return torch.from_numpy(self.x.read(rows.numpy())), self.y[rows]
+
+
+def load_split(task, split: str, device: torch.device | str) -> TensorSplit | StreamSplit:
+    """One split of ``task`` for training or evaluation: on the device, or streamed when it stays on disk."""
+    x, y = task.split(split)
+    if is_stream(x):
+        return StreamSplit(x, targets_tensor(y, task.kind), device)
+    return TensorSplit(torch.as_tensor(x, dtype=torch.float32, device=device), targets_tensor(y, task.kind, device))
 
 
 def seeded_generator(seed: int | None = None) -> torch.Generator:
@@ -191,32 +286,44 @@ def count_params(model: nn.Module, *, trainable_only: bool = True) -> int:
 
 
 # -- loops -----------------------------------------------------------------------------
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
-                y: torch.Tensor, *, batch_size: int, generator: torch.Generator,
-                clip: str = "none", clip_value: float = 1.0) -> torch.Tensor:
-    """One shuffled pass over ``(x, y)``; returns the sample-weighted mean loss as a tensor.
+def train_batches(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, batches, *,
+                  clip: str = "none", clip_value: float = 1.0, forward: Callable | None = None) -> torch.Tensor:
+    """One pass over ``batches`` of ``(x, y)``; returns the sample-weighted mean loss as a tensor.
 
-    Nothing here synchronises with the device: call ``.item()`` on the result once.
+    ``forward(x)`` replaces ``model(x)`` (e.g. truncated BPTT). Nothing here synchronises with
+    the device: call ``.item()`` on the result once.
     """
     model.train()
-    total = torch.zeros((), device=x.device)
-    for idx in iterate_minibatches(len(x), batch_size, generator, device=x.device):
+    total, count = None, 0
+    for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[idx]), y[idx])
+        loss = loss_fn(model(x) if forward is None else forward(x), y)
         loss.backward()
         clip_gradients(model, clip, clip_value)
         optimizer.step()
-        total += loss.detach() * len(idx)
-    return total / len(x)
+        total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
+        count += len(x)
+    if total is None:
+        raise ValueError("an epoch of no batches: the train split is empty")
+    return total / count
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
+                y: torch.Tensor, *, batch_size: int, generator: torch.Generator,
+                clip: str = "none", clip_value: float = 1.0) -> torch.Tensor:
+    """One shuffled pass over in-memory ``(x, y)``; see :func:`train_batches`."""
+    return train_batches(model, optimizer, loss_fn, TensorSplit(x, y).batches(batch_size, generator),
+                         clip=clip, clip_value=clip_value)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, chunk: int = 8192) -> torch.Tensor:
-    """Outputs of ``model`` in eval mode over ``x``, in chunks of ``chunk`` rows."""
+def predict(model: nn.Module, x: torch.Tensor, *, chunk: int = 8192, forward: Callable | None = None) -> torch.Tensor:
+    """Outputs of ``model`` (or ``forward``) in eval mode over ``x``, in chunks of ``chunk`` rows."""
     was_training = model.training
     model.eval()
+    call = model if forward is None else forward
     try:
-        return torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        return torch.cat([call(x[i:i + chunk]) for i in range(0, len(x), chunk)])
     finally:
         model.train(was_training)
 

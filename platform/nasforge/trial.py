@@ -43,6 +43,7 @@ class TrialContext:
     study_name: str
     save_models: bool = True
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    data_digest: str | None = None      # the user's own data (data=...): which one, by digest
 
 
 class Feedback:
@@ -160,7 +161,7 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     reporter = TrialReporter(tracker=tracker, run_id=run_id, objectives=context.objectives,
                              feedback=feedback, unit=family.budget_unit)
     try:
-        task = load_task(context.task, context.seed)
+        task = load_task(context.task, context.seed, data_digest=context.data_digest)
         seed_everything(seed)
         config = family.make_config(params)
         model = family.build(config, task)

@@ -93,6 +93,7 @@ class AutoencoderFamily(Family):
     config_class = AutoencoderConfig
     default_space = "autoencoder"
     default_task = "digits"
+    data_layouts = ("tabular", "image")   # rows of features; images also for arch="conv"
     budget_unit = "epochs"
     default_budget = 50
 

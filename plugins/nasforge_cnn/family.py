@@ -51,6 +51,8 @@ class CNNFamily(Family):
     budget_unit = "epochs"
     default_budget = 20
     supports_checkpoints = True   # training.fit_epochs(optimizer=...) saves and resumes
+    data_layouts = ("image", "signal")   # (C, H, W) images, (C, L) signals
+    supports_streaming = True     # training.load_split reads inputs that stay on disk
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
 
     def metrics(self, task: Task) -> dict[str, str]:
@@ -134,31 +136,30 @@ class CNNFamily(Family):
         epochs = self.budget_amount(budget)
         device = training.pick_device()
         model.to(device)
-        data = training.to_tensors(task, device, splits=("train", "val"))
+        train, val = (training.load_split(task, split, device) for split in ("train", "val"))
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             momentum=config.momentum, weight_decay=config.weight_decay)
         generator = training.seeded_generator()
 
         def train_one_epoch(epoch: int) -> float:
-            return training.train_epoch(model, optimizer, nn.functional.cross_entropy, data.x_train, data.y_train,
-                                        batch_size=config.batch_size, generator=generator, clip=config.clip,
-                                        clip_value=config.clip_value).item()
+            return training.train_batches(model, optimizer, nn.functional.cross_entropy,
+                                          train.batches(config.batch_size, generator), clip=config.clip,
+                                          clip_value=config.clip_value).item()
 
         return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
-                                   validate=lambda: self._metrics(model, data.x_val, data.y_val, "val"),
+                                   validate=lambda: self._metrics(*val.predict(model), "val"),
                                    patience=config.patience, optimizer=optimizer)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy`` and ``{split}_loss`` (mean cross-entropy)."""
-        from nasforge.training import to_tensors
+        from nasforge.training import load_split
 
         device = next(model.parameters()).device
-        x, y = to_tensors(task, device, splits=(split,)).split(split)
-        return self._metrics(model, x, y, split)
+        return self._metrics(*load_split(task, split, device).predict(model), split)
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
-    def _metrics(model, x, y, prefix: str) -> dict[str, float]:
-        from nasforge.training import classification_metrics, predict
+    def _metrics(out, y, prefix: str) -> dict[str, float]:
+        from nasforge.training import classification_metrics
 
-        return classification_metrics(predict(model, x), y, prefix=prefix)
+        return classification_metrics(out, y, prefix=prefix)

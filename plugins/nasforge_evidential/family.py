@@ -54,6 +54,7 @@ class EvidentialFamily(Family):
     budget_unit = "epochs"
     default_budget = 100
     default_task = "cubic"
+    data_layouts = ("tabular",)
 
     def metrics(self, task: Task) -> dict[str, str]:
         if task.kind == "classification":

@@ -96,6 +96,7 @@ class GANFamily(Family):
     default_task = "digits"
     budget_unit = "epochs"
     default_budget = 100
+    data_layouts = ("tabular", "image")   # rows of features (images are flattened)
 
     def metrics(self, task: Task) -> dict[str, str]:
         return {"val_fid": "minimize", "val_inception_score": "maximize", "val_class_coverage": "maximize"}

@@ -73,6 +73,7 @@ class NASBench201Family(Family):
     config_class = NASBench201Config
     default_space = "nasbench201"
     default_task = "nb201-cifar10"
+    data_layouts = ()             # architectures are looked up in a table: no data of the user's
     budget_unit = "runs"          # training runs (seeds) averaged per trial
     default_budget = 1            # one run: what training an architecture once gives
 

@@ -46,6 +46,7 @@ class RLFamily(Family):
     config_class = RLConfig
     default_space = "rl"
     default_task = "CartPole-v1"
+    data_layouts = ()             # it learns from an environment, not from a data set
     budget_unit = "env_steps"
     default_budget = 20_000
 

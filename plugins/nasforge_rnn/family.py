@@ -88,6 +88,8 @@ class RNNFamily(Family):
     budget_unit = "epochs"
     default_budget = 20
     supports_checkpoints = True   # training.fit_epochs(optimizer=...) saves and resumes
+    data_layouts = ("sequence", "tokens")   # (T, F) steps of features, (T,) integer tokens
+    supports_streaming = True     # training.load_split reads inputs that stay on disk
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
 
     def metrics(self, task: Task) -> dict[str, str]:
@@ -137,34 +139,33 @@ class RNNFamily(Family):
         metrics of the restored best epoch plus ``epochs_trained``.
         """
         from nasforge import training
-        from nasforge_rnn.loop import train_epoch
 
         epochs = self.budget_amount(budget)
         self.check_sequence_task(task)
         device = training.pick_device()
         model.to(device)
-        data = training.to_tensors(task, device, splits=("train", "val"))
+        train, val = (training.load_split(task, split, device) for split in ("train", "val"))
         optimizer = training.make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                             momentum=config.momentum, weight_decay=config.weight_decay)
         generator = training.seeded_generator()
         loss_fn = self._loss_fn(task)
 
         def train_one_epoch(epoch: int) -> float:
-            return train_epoch(model, optimizer, loss_fn, data.x_train, data.y_train, batch_size=config.batch_size,
-                               generator=generator, clip=config.clip, clip_value=config.clip_value,
-                               tbptt_steps=config.tbptt_steps).item()
+            # gradients clipped after backpropagation through time (Pascanu, Mikolov & Bengio, 2013)
+            return training.train_batches(model, optimizer, loss_fn, train.batches(config.batch_size, generator),
+                                          clip=config.clip, clip_value=config.clip_value,
+                                          forward=lambda x: model(x, tbptt_steps=config.tbptt_steps)).item()
 
         return training.fit_epochs(model, epochs=epochs, reporter=reporter, train_one_epoch=train_one_epoch,
-                                   validate=lambda: self._metrics(model, task, data.x_val, data.y_val, "val"),
+                                   validate=lambda: self._metrics(task, *val.predict(model), "val"),
                                    patience=config.patience, optimizer=optimizer)
 
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """``{split}_accuracy, {split}_loss`` or ``{split}_rmse, {split}_r2, {split}_loss`` (MSE)."""
-        from nasforge.training import to_tensors
+        from nasforge.training import load_split
 
         device = next(model.parameters()).device
-        x, y = to_tensors(task, device, splits=(split,)).split(split)
-        return self._metrics(model, task, x, y, split)
+        return self._metrics(task, *load_split(task, split, device).predict(model), split)
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
@@ -174,10 +175,9 @@ class RNNFamily(Family):
         return nn.functional.cross_entropy if task.kind == "classification" else nn.functional.mse_loss
 
     @staticmethod
-    def _metrics(model, task: Task, x, y, prefix: str) -> dict[str, float]:
-        from nasforge.training import classification_metrics, predict, regression_metrics
+    def _metrics(task: Task, out, y, prefix: str) -> dict[str, float]:
+        from nasforge.training import classification_metrics, regression_metrics
 
-        out = predict(model, x)
         if task.kind == "classification":
             return classification_metrics(out, y, prefix=prefix)
         return regression_metrics(out, y, prefix=prefix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasforge.training import clip_gradients, iterate_minibatches
+from nasforge.training import TensorSplit, train_batches
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
@@ -18,13 +18,5 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: 
     time and before the step (Pascanu, Mikolov & Bengio, 2013). Nothing here synchronises
     with the device: call ``.item()`` on the result once.
     """
-    model.train()
-    total = torch.zeros((), device=x.device)
-    for idx in iterate_minibatches(len(x), batch_size, generator, device=x.device):
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[idx], tbptt_steps=tbptt_steps), y[idx])
-        loss.backward()
-        clip_gradients(model, clip, clip_value)
-        optimizer.step()
-        total += loss.detach() * len(idx)
-    return total / len(x)
+    return train_batches(model, optimizer, loss_fn, TensorSplit(x, y).batches(batch_size, generator), clip=clip,
+                         clip_value=clip_value, forward=lambda batch: model(batch, tbptt_steps=tbptt_steps))

@@ -10,6 +10,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from nasforge.errors import DataError
+
 TASK_KINDS = ("classification", "regression", "sequence", "generation", "control")
 
 
@@ -73,9 +75,43 @@ def standardize(splits: dict, key: str = "x") -> None:
 
 
 
+_DATA_TASKS: dict[tuple[str, str], Task] = {}   # (name, digest) -> a user's data, prepared in this process
+
+
+def register_data_task(task: Task, digest: str) -> None:
+    """Make a user's prepared data loadable in this process by its name and digest (see :func:`load_task`)."""
+    _DATA_TASKS[(task.name, digest)] = task
+
+
+def load_task(name: str, seed: int, *, data_digest: str | None = None) -> Task:
+    """A task by name: a user's data (``data_digest`` given) or a registered task, loaded once per process
+    (the splits are fixed by the seed)."""
+    if data_digest is None:
+        return _load_registered(name, seed)
+    try:
+        return _DATA_TASKS[(name, data_digest)]
+    except KeyError:
+        raise DataError(f"data {name!r} (digest {data_digest}) is not loaded in this process; search it with "
+                        "data=... here first") from None
+
+
 @functools.lru_cache(maxsize=8)
-def load_task(name: str, seed: int) -> Task:
-    """Load a registered task once per process (splits are fixed by the seed)."""
+def _load_registered(name: str, seed: int) -> Task:
     from nasforge.plugins import get_registry
 
     return get_registry().get("task", name).load(seed)
+
+
+def task_description(task: Task) -> dict[str, Any]:
+    """What a model is built from, without the data: name, kind, classes, input shape, layout info (JSON)."""
+    info = {k: (list(v) if isinstance(v, tuple) else v) for k, v in task.info.items()
+            if isinstance(v, (str, int, float, bool, list, tuple)) and k != "feature_names"}
+    return {"name": task.name, "kind": task.kind, "n_classes": task.n_classes,
+            "input_shape": list(task.input_shape), "info": info}
+
+
+def task_from_description(description: dict[str, Any], *, seed: int = 0) -> Task:
+    """A :class:`Task` with no data, enough to build a model (see :func:`task_description`)."""
+    info = {k: (tuple(v) if isinstance(v, list) else v) for k, v in description.get("info", {}).items()}
+    return Task(name=description["name"], kind=description["kind"], seed=seed, n_classes=description.get("n_classes"),
+                input_shape=tuple(description["input_shape"]), info=info)

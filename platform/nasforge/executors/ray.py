@@ -96,7 +96,10 @@ def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, c
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
     searcher = StudySearcher(study=study, spec=spec, tracker=tracker, on_outcome=on_outcome, deadline=deadline)
     settings = TrialSettings(scheduler=spec.scheduler, unit=spec.budget_unit, max_step=spec.budget[spec.budget_unit])
-    trainable = tune.with_parameters(train, context=context, settings=settings, plugins=pack_plugins(get_registry()))
+    # The user's data (data=...) goes into Ray's object store once; each worker fetches it once.
+    data = spec.data.task if spec.data is not None else None
+    trainable = tune.with_parameters(train, context=context, settings=settings, plugins=pack_plugins(get_registry()),
+                                     data=data)
     resources = {"cpu": spec.cpus_per_trial}
     if spec.gpus_per_trial:
         resources["gpu"] = spec.gpus_per_trial

@@ -133,15 +133,21 @@ def final_result(outcome: TrialOutcome, feedback: TuneFeedback) -> dict[str, Any
 
 
 def train(config: Mapping[str, Any], *, context: TrialContext, settings: TrialSettings,
-          plugins: bytes | None = None) -> None:
-    """The Tune function trainable: one nasforge trial (``config`` comes from the driver's study)."""
+          plugins: bytes | None = None, data: Any = None) -> None:
+    """The Tune function trainable: one nasforge trial (``config`` comes from the driver's study).
+
+    ``data``: the user's prepared data (a Task; streamed inputs are paths read on this node).
+    """
     from ray import tune
 
+    from nasforge.data.tasks import register_data_task
     from nasforge.executors.ray_plugins import install_plugins
     from nasforge.stores.mlflow_runs import quiet_mlflow
     from nasforge.trial import run_trial
 
     install_plugins(plugins)
+    if data is not None:
+        register_data_task(data, context.data_digest)
     quiet_mlflow()
     context = dataclasses.replace(context, extra_tags={**context.extra_tags, **worker_tags()},
                                   strategy=config.get(STRATEGY, context.strategy))

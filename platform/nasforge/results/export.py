@@ -99,7 +99,7 @@ def export_result(result, path: str | Path, *, formats: Iterable[str] = DEFAULT_
         raise ExportError(f"search {result.parent_run_id!r} has no completed trial: no model to export")
     best = result.best_trial
     model = result.best_model()
-    task = load_task(spec.task, spec.seed)
+    task = load_task(spec.task, spec.seed, data_digest=spec.data_digest)
     example = get_registry().get("family", spec.family).example_input(task)
     source = {"tracking_uri": spec.tracking_uri, "experiment_id": result.experiment_id,
               "search_run_id": result.parent_run_id, "trial_run_id": best.user_attrs.get("mlflow_run_id", ""),

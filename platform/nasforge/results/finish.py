@@ -29,7 +29,7 @@ def finish_search(result: SearchResult, tracker: Tracker) -> None:
         if spec.save_models and best.user_attrs.get("mlflow_run_id"):  # no run: weights lost with the store
             model = result.best_model()
             family = get_registry().get("family", spec.family)
-            task = load_task(spec.task, spec.seed)
+            task = load_task(spec.task, spec.seed, data_digest=spec.data_digest)
             result.test_metrics = dict(family.evaluate(model, task, "test"))
             summary.update(result.test_metrics)
             result.model_uri = log_model(tracker, run_id, model, family.example_input(task), trial_number=best.number)

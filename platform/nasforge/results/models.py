@@ -20,7 +20,7 @@ def rebuild_model(spec: "SearchSpec", trial):
     if not spec.save_models:
         raise ValueError("this search ran with save_models=False: no trial weights were saved")
     family = get_registry().get("family", spec.family)
-    task = load_task(spec.task, spec.seed)
+    task = load_task(spec.task, spec.seed, data_digest=spec.data_digest)
     params = trial.user_attrs.get("final_params", trial.params)   # PBT: the config the weights ended in
     model = family.build(family.make_config(spec.space.config_from_flat(params)), task)
     tracker = Tracker(tracking_uri=spec.tracking_uri, experiment_id="")

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nasforge.data.tasks import load_task
-from nasforge.errors import NasforgeError, SpecError
+from nasforge.data.task_checks import check_task_data
+from nasforge.data.prepare import UserData, prepare_data
+from nasforge.data.tasks import load_task, register_data_task
+from nasforge.errors import DataError, NasforgeError, SpecError
 from nasforge.executors.backends import EXECUTORS
 from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
@@ -60,6 +62,12 @@ class SearchSpec:
     scheduler_options: dict[str, Any] = field(default_factory=dict)
     max_failures: int = 2
     strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
+    data: UserData | None = field(default=None, repr=False, compare=False)   # data=...: the user's own
+
+    @property
+    def data_digest(self) -> str | None:
+        """The digest of the user's data (None for a registered task)."""
+        return self.data.digest if self.data is not None else None
 
     def __post_init__(self):
         if not self.strategies:
@@ -92,6 +100,9 @@ class SearchSpec:
             "objective": ",".join(f"{o.metric}:{o.direction}" for o in self.objectives),
             "storage": self.storage,
         }
+        if self.data is not None:
+            out.update({"data": self.data.origin, "data_digest": self.data.digest, "kind": self.data.kind,
+                        **({"target": self.data.target} if self.data.target else {})})
         out.update({f"budget.{k}": v for k, v in self.budget.items()})
         if self.side_by_side:
             out.update({f"trials.{k}": v for k, v in self.shares.items()})
@@ -122,7 +133,10 @@ def check_argument_types(given: Mapping[str, Any]) -> None:
     for name in ("task", "pruner", "backend", "tracking_uri", "experiment", "storage", "study_name", "scheduler"):
         if given[name] is not None and not isinstance(given[name], str):
             raise SpecError(f"{name} must be a string, got {given[name]!r}")
-    for name in ("strategy_options", "pruner_options", "tags", "scheduler_options"):
+    for name in ("target", "kind"):
+        if given[name] is not None and not isinstance(given[name], str):
+            raise SpecError(f"{name} must be a string, got {given[name]!r}")
+    for name in ("strategy_options", "pruner_options", "tags", "scheduler_options", "data_options"):
         if given[name] is not None and not isinstance(given[name], Mapping):
             raise SpecError(f"{name} must be a mapping of name -> value, got {given[name]!r}")
     for key in given["tags"] or {}:
@@ -149,6 +163,10 @@ def build_spec(
     family: str,
     *,
     task: str | None = None,
+    data: Any = None,
+    target: str | None = None,
+    kind: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
     strategy: str | Sequence[str] = "tpe",
     pruner: str | None = None,
@@ -190,9 +208,15 @@ def build_spec(
     check_counts(trials=trials, seed=seed, n_jobs=n_jobs, timeout=timeout)
     check_backend(backend)
     fam = check_family(family, registry)
-    task = check_task(task, fam, registry)
+    user_data = check_data(data, task=task, target=target, kind=kind, options=data_options, fam=fam, seed=seed,
+                           registry=registry)
     space_obj = check_space(space, fam)
-    loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
+    if user_data is None:
+        task = check_task(task, fam, registry)
+        loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
+    else:
+        task, loaded_task = user_data.name, user_data.task
+    check_task_data(loaded_task)
     fam.check_space(space_obj, loaded_task)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
@@ -216,7 +240,7 @@ def build_spec(
         resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
         strategy_options=strategy_options,
         pruner_options=dict(pruner_options or {}),
-        tags={str(k): str(v) for k, v in (tags or {}).items()},
+        tags={str(k): str(v) for k, v in (tags or {}).items()}, data=user_data,
         **ray_options,
     )
     # Building the sampler and pruner checks their options (and a grid's space) up front.
@@ -244,6 +268,38 @@ def check_family(family: Any, registry: Registry):
     if not isinstance(family, str):
         raise SpecError(f"family must be a name (a string), got {family!r}")
     return registry.get("family", family)
+
+
+def check_data(data: Any, *, task: str | None, target: str | None, kind: str | None, options, fam, seed: int,
+               registry: Registry) -> UserData | None:
+    """The user's own data read, checked, split and preprocessed for the family (None without ``data``).
+
+    Says what it found on stderr (kind, splits, preprocessing), as the first thing a search prints.
+    """
+    if data is None:
+        given = [name for name, value in (("target", target), ("kind", kind), ("data_options", options))
+                 if value is not None]
+        if given:
+            raise SpecError(f"{given[0]} applies to data=... (your own data); a registered task (task=) "
+                            "brings its own targets")
+        return None
+    if task is not None:
+        raise SpecError(f"give task={task!r} or data=, not both: task names a registered task, data= is your own "
+                        "data (CLI: --task or --data)")
+    families = [registry.get("family", name) for name in registry.names("family")]
+    user = prepare_data(data, family=fam, target=target, kind=kind, options=options, seed=seed,
+                        taken_names=registry.names("task"), families=families)
+    fam.check_task(user.name, user.kind)
+    if user.streamed and not getattr(fam, "supports_streaming", False):
+        streaming = sorted(f.name for f in families if getattr(f, "supports_streaming", False))
+        raise DataError(f"data {user.name!r} stays on disk (larger than data_options['memory_limit_mb'], or "
+                        f"stream=True), but family {fam.name!r} loads whole splits into memory; families that "
+                        f"stream: {', '.join(streaming)} (or data_options={{'stream': False}})")
+    register_data_task(user.task, user.digest)
+    import sys
+
+    print(f"nasforge: {user.summary()}", file=sys.stderr)
+    return user
 
 
 def check_task(task: str | None, fam, registry: Registry) -> str:

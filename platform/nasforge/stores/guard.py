@@ -81,6 +81,9 @@ class GuardedTracker(Tracker):
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         return self._guard(super().log_artifact, run_id, path, artifact_path)
 
+    def log_datasets(self, run_id: str, datasets: list) -> None:
+        return self._guard(super().log_datasets, run_id, datasets)
+
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         return self._guard(super().log_figure, run_id, figure, artifact_file)
 

@@ -153,6 +153,14 @@ class Tracker:
         self.client.log_figure(run_id, figure, artifact_file)
 
     @store_write
+    def log_datasets(self, run_id: str, datasets: list[tuple[Any, str]]) -> None:
+        """Log ``(mlflow.entities.Dataset, context)`` pairs as the run's dataset inputs."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = [DatasetInput(dataset=d, tags=[InputTag(key="mlflow.data.context", value=c)]) for d, c in datasets]
+        self.client.log_inputs(run_id, datasets=inputs)
+
+    @store_write
     def close_running_children(self, parent_run_id: str, reason: str) -> int:
         """End the search's child runs still RUNNING (cut off before their trial could link them)."""
         runs = self.client.search_runs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nasforge.plugins import get_registry
+from nasforge.stores.datasets import log_data
 from nasforge.stores.mlflow_runs import PARENT_TAG, Tracker
 
 if TYPE_CHECKING:
@@ -31,8 +32,12 @@ def open_parent_run(spec: "SearchSpec", study, tracker: Tracker) -> str:
     if orphan is not None:  # a killed process created it, then died before the study recorded it
         run_id = orphan.info.run_id
         tracker.log(run_id, params={k: v for k, v in spec.summary().items() if k not in orphan.data.params})
+        if spec.data is not None and "data_digest" not in orphan.data.tags:
+            log_data(tracker, run_id, spec.data)
     else:
         run_id = tracker.start_run(name=study.study_name, tags=tags, params=spec.summary())
+        if spec.data is not None:
+            log_data(tracker, run_id, spec.data)
     import yaml
 
     tracker.log_text(run_id, yaml.safe_dump(dict(spec.space.raw), sort_keys=False), "search_space.yaml")

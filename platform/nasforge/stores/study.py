@@ -52,6 +52,7 @@ def open_study(spec: "SearchSpec"):
             ran = ", ".join(attrs.get("strategies") or [str(attrs.get("strategy"))])
             raise SpecError(f"study {name!r} ran strategy {ran}; resume it with the same strategy list, "
                             f"not {', '.join(spec.strategies)}")
+        check_same_data(name, attrs.get("data_digest"), spec.data_digest)
         directions = [d.name.lower() for d in existing[name].directions]
         if directions != spec.directions:
             raise SpecError(f"study {name!r} has directions {directions}, the spec asks for {spec.directions}")
@@ -70,7 +71,24 @@ def open_study(spec: "SearchSpec"):
         study.set_user_attr("space", spec.space.source)
         if spec.side_by_side:
             study.set_user_attr("strategies", list(spec.strategies))
+        if spec.data is not None:
+            study.set_user_attr("data_digest", spec.data.digest)
+            study.set_user_attr("data", {"origin": spec.data.origin, "source": spec.data.source,
+                                         "target": spec.data.target, "kind": spec.data.kind})
     return study
+
+
+def check_same_data(study_name: str, stored: str | None, given: str | None) -> None:
+    """A resumed study must see the data it started on: the digests must match."""
+    if stored == given:
+        return
+    if stored and given:
+        raise SpecError(f"study {study_name!r} searched data with digest {stored}; this data has digest {given}. "
+                        "Resume it with the same data, or start a new search (another study_name)")
+    if stored:
+        raise SpecError(f"study {study_name!r} searched your own data (digest {stored}); pass the same data= "
+                        "to resume it")
+    raise SpecError(f"study {study_name!r} searched a registered task, not data= (digest {given})")
 
 
 def optuna_storage(url: str):

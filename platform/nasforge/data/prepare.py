@@ -1,0 +1,705 @@
+"""A user's data made into a task: a layout for the family, the kind, seeded splits, preprocessing, a digest.
+
+``nasforge.search("mlp", data=..., target=...)`` calls :func:`prepare_data` before anything else
+runs. It reads the data (:mod:`nasforge.data.sources`), picks how the family sees it (a table, images,
+a 1-D signal, sequences of features, or integer tokens), infers classification or regression from
+the target (``kind=`` overrides), splits off validation and test rows (seeded, stratified for
+classification) where the user gave no such split, fits the preprocessing on the train split only
+(:mod:`nasforge.data.preprocessing`) and fingerprints the data (:attr:`UserData.digest`). Data
+larger than ``memory_limit_mb`` stays on disk and is streamed (:mod:`nasforge.data.streams`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from nasforge.data.preprocessing import LabelEncoding, TabularPreprocessor, TargetScaling, is_numeric, plain
+from nasforge.data.sources import (ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems, n_rows,
+                                   read_split)
+from nasforge.data.tasks import Task, task_description
+from nasforge.errors import DataError
+
+SPLITS = ("train", "val", "test")
+LAYOUTS = ("tabular", "image", "signal", "sequence", "tokens")
+KINDS = ("classification", "regression")
+OPTIONS = {
+    "val": 0.15,              # fraction of the rows for validation, when no "val" split is given
+    "test": 0.15,             # fraction for the test split, when no "test" split is given
+    "stream": "auto",         # True: keep the inputs on disk; False: load them; auto: stream above the limit
+    "memory_limit_mb": 1024,  # "auto" streams inputs whose float32 rows take more than this
+    "num_workers": 0,         # DataLoader reader processes when streaming
+    "name": None,             # the data's name (MLflow experiment <family>-<name>); default: the file's stem
+    "image_size": None,       # (height, width) images are resized to; default: the most common size
+    "cache_dir": None,        # where a streamed Parquet file's preprocessed rows are written
+}
+IMAGE_SAMPLE = 512            # images whose size is looked at to choose the common size
+FINGERPRINT_FULL = 256 << 20  # files up to this size are hashed whole; larger ones by 64 sampled blocks
+
+
+@dataclass(kw_only=True)
+class UserData:
+    """A user's data ready to search: the task, what was inferred and done, and its fingerprint."""
+
+    name: str
+    kind: str
+    layout: str
+    digest: str                          # sha256 (16 hex) of the data as given
+    task: Task
+    origin: str                          # how it was given ("wine.csv", "(X, y) arrays", ...)
+    source: str | None = None            # its path, when it came from a file or folder
+    target: str | None = None
+    columns: list[str] | None = None     # the input columns, for a table
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    split_digests: dict[str, str] = field(default_factory=dict)
+    kind_note: str = ""                  # why this kind
+    split_note: str = ""                 # how the splits were made
+    notes: list[str] = field(default_factory=list)   # what preprocessing did
+    streamed: bool = False
+
+    def summary(self) -> str:
+        """What was found and done, a few lines: source, kind, splits, preprocessing, digest."""
+        if self.kind == "classification":
+            what = f"classification, {self.task.n_classes} classes"
+        else:
+            what = "regression (the target is standardized; predictions come back in its units)"
+        stream = ", streamed from disk" if self.streamed else ""
+        rows = " / ".join(f"{k} {v}" for k, v in self.rows.items())
+        lines = [f"data {self.name!r} from {self.origin} ({sum(self.rows.values())} rows, {self.layout}{stream}, "
+                 f"digest {self.digest})",
+                 f"  {what}" + (f": {self.kind_note}" if self.kind_note else ""),
+                 f"  rows: {rows}" + (f" ({self.split_note})" if self.split_note else "")]
+        if self.notes:
+            lines.append(f"  preprocessing: {'; '.join(self.notes)}")
+        return "\n".join(lines)
+
+    def tags(self) -> dict[str, str]:
+        """The parent run's tags that say which data was searched."""
+        out = {"data_name": self.name, "data_kind": self.kind, "data_layout": self.layout,
+               "data_digest": self.digest, "data_origin": self.origin}
+        if self.source:
+            out["data_source"] = self.source
+        if self.target:
+            out["data_target"] = self.target
+        return out
+
+
+def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``data_options`` merged over the defaults; an unknown key or a bad value is a :class:`DataError`."""
+    if options is not None and not isinstance(options, Mapping):
+        raise DataError(f"data_options must be a mapping of option -> value, got {options!r}")
+    unknown = sorted(set(options or {}) - set(OPTIONS))
+    if unknown:
+        raise DataError(f"data_options: unknown option {unknown[0]!r}; valid: {', '.join(OPTIONS)}")
+    out = {**OPTIONS, **(options or {})}
+    for key in ("val", "test"):
+        value = out[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+            raise DataError(f"data_options.{key} must be a fraction in (0, 0.5), got {value!r}")
+    if out["val"] + out["test"] >= 0.9:
+        raise DataError(f"data_options: val + test = {out['val'] + out['test']:g} leaves too little to train on")
+    if out["stream"] not in (True, False, "auto"):
+        raise DataError(f"data_options.stream must be True, False or 'auto', got {out['stream']!r}")
+    for key, low in (("memory_limit_mb", 1), ("num_workers", 0)):
+        value = out[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise DataError(f"data_options.{key} must be an integer >= {low}, got {value!r}")
+    if out["name"] is not None and (not isinstance(out["name"], str) or not re.fullmatch(r"[\w.\-]{1,100}",
+                                                                                         out["name"])):
+        raise DataError(f"data_options.name may use letters, digits, '_', '-', '.', got {out['name']!r}")
+    size = out["image_size"]
+    if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2
+                             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+        raise DataError(f"data_options.image_size must be (height, width) in pixels, got {size!r}")
+    return out
+
+
+def prepare_data(data: Any, *, family, target: str | None = None, kind: str | None = None,
+                 options: Mapping[str, Any] | None = None, seed: int = 0, taken_names=(),
+                 families=None) -> UserData:
+    """Read, check, split and preprocess ``data`` for ``family`` (see the module doc).
+
+    ``taken_names``: registered task names the data's name must not shadow; ``families``: the
+    registered families, to name those that could take data ``family`` cannot.
+    """
+    opts = check_options(options)
+    if kind is not None and kind not in KINDS:
+        raise DataError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if target is not None and not isinstance(target, str):
+        raise DataError(f"target must be a column name (a string), got {target!r}")
+    raw = _read_splits(data, target=target)
+    first = raw.get("train", raw.get("all"))
+    layout = choose_layout(first.x, family=family, families=families)
+    for split in raw.values():
+        if choose_layout(split.x, family=family, families=families) != layout:
+            raise DataError(f"the splits of data are not alike: {first.origin} and {split.origin}")
+    for name, split in raw.items():
+        if split.y is None:
+            split.y = _dataset_labels(split.x, what=_what(name))
+        split.y = _check_targets(split.y, what=_what(name))
+    kind, kind_note = infer_kind(first.y, kind=kind, target=target)
+    labels = None
+    if kind == "classification":
+        labels = LabelEncoding.fit(first.y if "train" in raw else raw["all"].y)
+        if len(labels.classes) < 2:
+            raise DataError(f"{_what('train' if 'train' in raw else 'all')}: the target has one class "
+                            f"({labels.classes[0]!r}); classification needs at least two")
+    splits, split_note = _split(raw, labels=labels, val=opts["val"], test=opts["test"], seed=seed)
+    codes = {}
+    for name, (split, rows) in splits.items():
+        y = _take(split.y, rows)
+        if labels is not None:
+            codes[name] = labels.encode(y, where=_what(name))
+            if len(codes[name]) == 0:
+                raise DataError(f"{_what(name)}: no rows; give more data or smaller val/test fractions")
+        else:
+            codes[name] = y
+    if labels is not None and len(set(codes["train"].tolist())) < 2:
+        raise DataError(f"{_what('train')}: all rows have one class; classification needs at least two in train")
+    features = _features(splits, layout=layout, opts=opts, seed=seed)
+    scaling = TargetScaling.fit(codes["train"]) if kind == "regression" else None
+    if scaling is not None and len(scaling.mean) != 1:
+        raise DataError(f"data: the regression target has {len(scaling.mean)} columns; give one target column")
+    digest, split_digests = _digests(raw, splits)
+    name = opts["name"] or _default_name(first)
+    if name in set(taken_names):
+        name = f"{name}-data"
+    info = dict(features.info, layouts=(layout,), data_digest=digest)
+    task = Task(name=name, kind=kind, seed=seed, n_classes=len(labels.classes) if labels else None,
+                input_shape=(features.n_features,), info=info,
+                **{f"x_{s}": features.x[s] for s in SPLITS},
+                **{f"y_{s}": (codes[s] if labels is not None else scaling.apply(codes[s])) for s in SPLITS})
+    preprocessing = {"layout": layout, "kind": kind, "features": features.spec,
+                     "target": labels.to_dict() if labels else scaling.to_dict(),
+                     "input_columns": features.columns, "input_shape": list(features.raw_shape),
+                     "splits": {s: len(features.x[s]) for s in SPLITS}, "seed": seed}
+    preprocessing["task"] = task_description(task)
+    return UserData(name=name, kind=kind, layout=layout, digest=digest, task=task, origin=first.origin,
+                    source=first.path, target=target, columns=features.columns, preprocessing=preprocessing,
+                    rows={s: len(features.x[s]) for s in SPLITS}, split_digests=split_digests,
+                    kind_note=kind_note, split_note=split_note, notes=features.notes, streamed=features.streamed)
+
+
+# -- reading and checking ------------------------------------------------------------------------
+def _what(split: str) -> str:
+    return "data" if split == "all" else f"data[{split!r}]"
+
+
+def _read_splits(data: Any, *, target: str | None) -> dict[str, RawSplit]:
+    if isinstance(data, Mapping):
+        unknown = sorted(set(map(str, data)) - set(SPLITS))
+        if unknown:
+            raise DataError(f"data: unknown split {unknown[0]!r}; give train and optionally val, test")
+        if "train" not in data:
+            raise DataError("data: a mapping of splits needs 'train' (val and test are split off it when absent)")
+        return {name: read_split(data[name], target=target, what=_what(name)) for name in SPLITS if name in data}
+    return {"all": read_split(data, target=target, what="data")}
+
+
+def choose_layout(x, *, family, families=None) -> str:
+    """How ``family`` sees inputs ``x``: one of :data:`LAYOUTS`, or a :class:`DataError` saying who could."""
+    import numpy as np
+
+    accepted = tuple(getattr(family, "data_layouts", ("tabular",)))
+    if not accepted:
+        raise DataError(f"family {family.name!r} takes no data of the user's (it learns from its own tasks: "
+                        f"task=...); for your data use one of: {', '.join(_takers(families, LAYOUTS))}")
+    if isinstance(x, ImageFolder):
+        offered, what = ("image",), "a folder of images"
+    elif isinstance(x, TorchItems):
+        offered, what = _offered(len(x.item_shape) + 1, integer=False, accepted=accepted), \
+            f"a Dataset of {x.item_shape} inputs"
+    elif isinstance(x, (NpyFile,)):
+        offered = _offered(len(x.shape), integer=np.dtype(x.dtype).kind in "iub", accepted=accepted)
+        what = f"{Path(x.path).name} of shape {x.shape}"
+    elif isinstance(x, ParquetFile) or hasattr(x, "columns"):
+        offered, what = ("tabular",), "a table"
+    else:
+        offered = _offered(x.ndim, integer=x.dtype.kind in "iub", accepted=accepted)
+        what = f"an array of shape {x.shape}"
+    for layout in offered:
+        if layout in accepted:
+            return layout
+    able = [name for name in _takers(families, offered) if name != family.name]
+    hint = f"; families that can: {', '.join(able)}" if able else ""
+    raise DataError(f"family {family.name!r} cannot take {what} ({' or '.join(offered)} data; it takes "
+                    f"{', '.join(accepted)}){hint}")
+
+
+def _takers(families, layouts) -> list[str]:
+    """Names of the families that take data of any of ``layouts``."""
+    return sorted(f.name for f in families or () if set(getattr(f, "data_layouts", ("tabular",))) & set(layouts))
+
+
+def _offered(ndim: int, *, integer: bool, accepted: tuple[str, ...]) -> tuple[str, ...]:
+    """The layouts an array of ``ndim`` dimensions can be read as, in order of preference."""
+    if ndim == 2:
+        return ("tabular", "signal", "tokens" if integer else "sequence")
+    if ndim == 3:
+        return ("sequence", "image")      # (N, T, F) for sequence models, (N, H, W) grayscale for CNNs
+    if ndim == 4:
+        return ("image",)
+    return ("tabular",) if ndim == 1 else ()
+
+
+def _dataset_labels(x, *, what: str):
+    """The targets of a torch Dataset: its ``targets`` attribute, else each item's second element."""
+    import numpy as np
+
+    dataset = x.dataset
+    labels = getattr(dataset, "targets", None)
+    if labels is not None and len(labels) == len(dataset):
+        return np.asarray([plain(v) for v in labels])
+    out = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise DataError(f"{what}: items of a Dataset must be (x, y) pairs; item {i} is a {type(item).__name__}")
+        y = item[1]
+        out.append(plain(y.detach().cpu().reshape(-1)[0]) if hasattr(y, "detach") and y.numel() == 1 else plain(y))
+    return np.asarray(out)
+
+
+def _check_targets(y, *, what: str):
+    """Targets as a numpy array of one kind of value; mixed types and 2-D shapes beyond one column refused."""
+    import numpy as np
+
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{what}: targets of shape {y.shape}; give one target per row, shape (N,) or (N, 1)")
+    if y.dtype == object:
+        kinds = {type(plain(v)).__name__ for v in y if plain(v) is not None}
+        if len(kinds) > 1 and not kinds <= {"int", "float"}:
+            raise DataError(f"{what}: the target mixes types ({', '.join(sorted(kinds))}); give labels of one type")
+        if any(plain(v) is None for v in y):
+            raise DataError(f"{what}: {sum(plain(v) is None for v in y)} targets are missing (None/NaN); "
+                            "drop those rows first")
+        if kinds <= {"int", "float"}:
+            y = y.astype(np.float64)
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise DataError(f"{what}: {int(bad.sum())} targets are NaN or infinite (first at row "
+                            f"{int(np.flatnonzero(bad)[0])}); drop those rows first")
+    return y
+
+
+def infer_kind(y, *, kind: str | None, target: str | None) -> tuple[str, str]:
+    """``classification`` for integer, string and boolean targets, ``regression`` for floats; and why."""
+    import numpy as np
+
+    name = f"target {target!r}" if target else "the target"
+    if kind is not None:
+        return kind, "given (kind=)"
+    if y.dtype.kind == "f":
+        return "regression", f"{name} holds floats (kind='classification' to override)"
+    if y.dtype.kind in "iu":
+        distinct = len(np.unique(y))
+        if distinct > max(50, 0.05 * len(y)):
+            return "regression", f"{name} holds {distinct} distinct integers (kind='classification' to override)"
+        return "classification", f"{name} holds integers, {distinct} values (kind='regression' to override)"
+    return "classification", f"{name} holds labels"
+
+
+# -- splitting -----------------------------------------------------------------------------------
+def _split(raw: dict[str, RawSplit], *, labels, val: float, test: float, seed: int):
+    """``{split: (RawSplit, row indices)}`` for train, val, test; absent splits come out of train."""
+    import numpy as np
+
+    base = raw.get("train", raw.get("all"))
+    rows = np.arange(len(base))
+    missing = [s for s in ("val", "test") if s not in raw]
+    out = {s: (raw[s], np.arange(len(raw[s]))) for s in ("val", "test") if s in raw}
+    note = ""
+    if missing:
+        codes = labels.encode(base.y, where=_what("train" if "train" in raw else "all")) if labels else None
+        strat = codes
+        if codes is not None and np.bincount(codes).min() < 3:
+            strat = None
+            note = "some class has fewer than 3 rows: the split is not stratified"
+        fractions = {"val": val, "test": test}
+        from sklearn.model_selection import train_test_split
+
+        rest = rows
+        taken = 0.0
+        for name in missing:
+            share = fractions[name] / (1.0 - taken)
+            try:
+                rest, part = train_test_split(rest, test_size=share, random_state=seed,
+                                              stratify=None if strat is None else strat[rest])
+            except ValueError as exc:
+                raise DataError(f"data: cannot split off a {name} set from {len(base)} rows ({exc}); "
+                                "give more rows or a separate split") from None
+            out[name] = (base, np.sort(part))
+            taken += fractions[name]
+        rows = np.sort(rest)
+        done = "stratified" if strat is not None else "random"
+        note = note or f"{' and '.join(missing)} split off, {done}, seed {seed}"
+    out["train"] = (base, rows)
+    return {s: out[s] for s in SPLITS}, note
+
+
+def _take(values, rows):
+    import numpy as np
+
+    if hasattr(values, "iloc"):
+        return values.iloc[rows]
+    return np.asarray(values)[rows] if not isinstance(values, np.ndarray) else values[rows]
+
+
+# -- features ------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class _Features:
+    x: dict[str, Any]                  # split -> float32 array (N, n_features) or a RowSource
+    n_features: int
+    raw_shape: tuple[int, ...]         # one input as given (columns, or (T, F), (C, H, W), ...)
+    spec: dict[str, Any]               # what was fitted (JSON)
+    info: dict[str, Any]               # task.info entries: the layout's shape keys
+    columns: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    streamed: bool = False
+
+
+def _features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> _Features:
+    base = splits["train"][0].x
+    if isinstance(base, ImageFolder):
+        return _image_folder_features(splits, opts=opts)
+    if isinstance(base, TorchItems):
+        return _dataset_features(splits, layout=layout, opts=opts)
+    if isinstance(base, ParquetFile):
+        return _parquet_features(splits, opts=opts, seed=seed)
+    if isinstance(base, NpyFile):
+        return _npy_features(splits, layout=layout, opts=opts, seed=seed)
+    if hasattr(base, "columns"):
+        return _table_features(splits, seed=seed)
+    return _array_features(splits, layout=layout)
+
+
+def _table_features(splits, *, seed: int) -> _Features:
+    """A DataFrame: numeric columns standardized, categorical ones one-hot encoded (fitted on train)."""
+    for name, (split, rows) in splits.items():
+        _check_columns(split.x, what=_what(name), columns=list(splits["train"][0].x.columns))
+    train = splits["train"][0].x.iloc[splits["train"][1]]
+    pre = TabularPreprocessor.fit(train, seed=seed)
+    x = {name: pre.transform(split.x.iloc[rows]) for name, (split, rows) in splits.items()}
+    numeric = sum(1 for c in pre.columns if not hasattr(c, "categories"))
+    notes = [f"{numeric} numeric columns standardized, {len(pre.columns) - numeric} categorical one-hot "
+             f"({len(pre.feature_names)} features)"]
+    if pre.missing:
+        notes.append(f"{sum(pre.missing.values())} missing train values imputed in "
+                     f"{', '.join(sorted(pre.missing))}")
+    return _Features(x=x, n_features=len(pre.feature_names), raw_shape=(len(pre.columns),), spec=pre.to_dict(),
+                     info={"feature_names": pre.feature_names}, columns=pre.input_columns, notes=notes)
+
+
+def _check_columns(frame, *, what: str, columns: list[str]) -> None:
+    """Columns match the train split's and none mixes strings with numbers."""
+    if list(frame.columns) != columns:
+        missing = sorted(set(columns) - set(frame.columns))
+        extra = sorted(set(frame.columns) - set(columns))
+        raise DataError(f"{what}: its columns differ from the train split's (missing: {', '.join(missing) or '-'}; "
+                        f"extra: {', '.join(extra) or '-'})")
+    for column in columns:
+        values = frame[column]
+        if is_numeric(values):
+            continue
+        kinds = {type(plain(v)).__name__ for v in values.dropna()}
+        if len(kinds) > 1 and not kinds <= {"int", "float"}:
+            raise DataError(f"{what}: column {column!r} mixes types ({', '.join(sorted(kinds))}); "
+                            "make it all numbers or all text")
+
+
+def _array_features(splits, *, layout: str) -> _Features:
+    """In-memory numpy inputs, scaled for their layout (statistics from train only)."""
+    import numpy as np
+
+    arrays = {name: split.x[rows] for name, (split, rows) in splits.items()}
+    shape = tuple(arrays["train"].shape[1:])
+    for name, array in arrays.items():
+        if tuple(array.shape[1:]) != shape:
+            raise DataError(f"{_what(name)}: inputs of shape {array.shape[1:]}, but train's are {shape}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all() and layout != "tabular":
+            raise DataError(f"{_what(name)}: {int((~np.isfinite(array)).sum())} input values are NaN or infinite")
+    if layout == "tabular":
+        pre = TabularPreprocessor.fit(arrays["train"])
+        x = {name: pre.transform(a) for name, a in arrays.items()}
+        notes = [f"{shape[0]} columns standardized"]
+        if pre.missing:
+            notes.append(f"{sum(pre.missing.values())} missing train values imputed")
+        return _Features(x=x, n_features=shape[0], raw_shape=shape, spec=pre.to_dict(), info={}, notes=notes)
+    if layout == "tokens":
+        low = min(int(a.min()) for a in arrays.values())
+        if low < 0:
+            raise DataError(f"data: token ids must be >= 0, found {low}")
+        vocab = max(int(a.max()) for a in arrays.values()) + 1
+        x = {name: a.astype(np.float32) for name, a in arrays.items()}
+        return _Features(x=x, n_features=shape[0], raw_shape=shape, spec={"type": "tokens", "vocab_size": vocab},
+                         info={"sequence_shape": (shape[0],), "vocab_size": vocab},
+                         notes=[f"integer tokens, vocabulary {vocab}"])
+    if layout == "image":
+        channels_first = len(shape) == 3
+        image_shape = shape if channels_first else (1, *shape)
+        scale = 1 / 255 if arrays["train"].dtype == np.uint8 else 1.0
+        x = {name: (a.reshape(len(a), -1) * scale).astype(np.float32) for name, a in arrays.items()}
+        return _Features(x=x, n_features=int(np.prod(shape)), raw_shape=shape,
+                         spec={"type": "image", "scale": scale, "image_shape": list(image_shape)},
+                         info={"image_shape": tuple(int(v) for v in image_shape)},
+                         notes=["pixels / 255" if scale != 1.0 else "pixels as given"])
+    # sequences (N, T, F) and signals (N, L): standardized per feature with train statistics
+    steps, feats = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
+    train = arrays["train"].reshape(len(arrays["train"]), steps, feats).astype(np.float64)
+    mean, std = train.mean(axis=(0, 1)), train.std(axis=(0, 1))
+    std = np.where(std > 0, std, 1.0)
+    x = {name: ((a.reshape(len(a), steps, feats) - mean) / std).reshape(len(a), -1).astype(np.float32)
+         for name, a in arrays.items()}
+    spec = {"type": layout, "mean": mean.tolist(), "scale": std.tolist()}
+    info = {"sequence_shape": (steps, feats)} if layout == "sequence" else {"signal_shape": (1, steps)}
+    return _Features(x=x, n_features=steps * feats, raw_shape=shape, spec=spec, info=info,
+                     notes=[f"standardized per feature ({feats})"])
+
+
+def _stream_or_not(opts: dict[str, Any], n: int, n_features: int) -> bool:
+    if opts["stream"] != "auto":
+        return bool(opts["stream"])
+    return n * n_features * 4 > opts["memory_limit_mb"] * (1 << 20)
+
+
+def _npy_features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> _Features:
+    """A ``.npy`` pair: loaded when small, else streamed by rows with the numeric preprocessing per batch."""
+    import numpy as np
+
+    from nasforge.data.streams import NpyRows, NumericTransform
+
+    base = splits["train"][0].x
+    total = sum(len(rows) for _, rows in splits.values())
+    n_features = int(np.prod(base.shape[1:]))
+    if not _stream_or_not(opts, total, n_features):
+        loaded = {name: (RawSplit(x=np.load(split.x.path, allow_pickle=False), y=split.y, origin=split.origin),
+                         rows) for name, (split, rows) in splits.items()}
+        return _array_features(loaded, layout=layout)
+    if layout not in ("tabular", "signal", "image"):
+        raise DataError(f"data: streaming {layout} inputs from .npy is not supported; use a torch Dataset")
+    sources = {name: NpyRows(split.x.path, num_workers=opts["num_workers"]).subset(rows)
+               for name, (split, rows) in splits.items()}
+    train = sources["train"]
+    sample_rows = min(len(train), max(256, (64 << 20) // max(8 * n_features, 1)))
+    sample = train.read(np.random.default_rng(seed).choice(len(train), size=sample_rows, replace=False))
+    info: dict[str, Any] = {}
+    if layout == "tabular":
+        pre = TabularPreprocessor.fit(sample)
+        transform = NumericTransform(fill=np.array([c.fill for c in pre.columns]),
+                                     mean=np.array([c.mean for c in pre.columns]),
+                                     scale=np.array([c.scale for c in pre.columns]))
+        spec = pre.to_dict()
+        note = f"{n_features} columns standardized (statistics from {sample_rows} train rows)"
+    else:
+        scale = 1 / 255 if np.dtype(base.dtype) == np.uint8 else 1.0
+        transform = NumericTransform(fill=np.zeros(1), mean=np.zeros(1), scale=np.full(1, 1 / scale))
+        spec = {"type": layout, "scale": scale}
+        shape = tuple(base.shape[1:])
+        info = {"image_shape": shape if len(shape) == 3 else (1, *shape)} if layout == "image" \
+            else {"signal_shape": (1, shape[0])}
+        note = "pixels / 255" if scale != 1.0 else ""
+    x = {name: NpyRows(s.path, rows=s.rows, transform=transform, num_workers=opts["num_workers"])
+         for name, s in sources.items()}
+    return _Features(x=x, n_features=n_features, raw_shape=tuple(base.shape[1:]), spec=spec, info=info,
+                     notes=[n for n in (note,) if n], streamed=True)
+
+
+def _parquet_features(splits, *, opts: dict[str, Any], seed: int) -> _Features:
+    """Parquet: small files become a DataFrame; large ones are read by row groups into a float32 cache."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from nasforge.data.streams import NpyRows, write_npy
+
+    base = splits["train"][0].x
+    if any(split.x.path != base.path for split, _ in splits.values()):
+        raise DataError("data: streamed Parquet splits must come from one file; give one file and let nasforge "
+                        "split it, or small files")
+    reader = pq.ParquetFile(base.path)
+    columns = list(base.columns)
+    probe = reader.read_row_group(0, columns=columns).to_pandas()
+    width = probe.shape[1] * 8
+    if not _stream_or_not(opts, base.n_rows, width // 4):
+        frame = reader.read(columns=columns).to_pandas()
+        loaded = {name: (RawSplit(x=frame, y=split.y, origin=split.origin), rows)
+                  for name, (split, rows) in splits.items()}
+        return _table_features(loaded, seed=seed)
+    train_rows = splits["train"][1]
+    fit_parts, seen = [], 0
+    fit_limit = max(1000, (64 << 20) // max(width, 1))
+    in_train = np.zeros(base.n_rows, dtype=bool)
+    in_train[train_rows] = True
+    for group in range(reader.num_row_groups):        # the first row groups' train rows fit the statistics
+        part = reader.read_row_group(group, columns=columns).to_pandas()
+        fit_parts.append(part[in_train[seen:seen + len(part)]])
+        seen += len(part)
+        if sum(len(p) for p in fit_parts) >= fit_limit:
+            break
+    import pandas as pd
+
+    pre = TabularPreprocessor.fit(pd.concat(fit_parts), seed=seed)
+    cache_dir = Path(opts["cache_dir"] or Path("nasforge_runs") / "data-cache").resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"{Path(base.path).stem}-{_file_fingerprint(base.path)}-{_spec_digest(pre.to_dict())}.npy"
+    if not cache.exists():
+        blocks = (pre.transform(reader.read_row_group(g, columns=columns).to_pandas())
+                  for g in range(reader.num_row_groups))
+        write_npy(str(cache), blocks, n_rows=base.n_rows, n_features=len(pre.feature_names))
+    source = NpyRows(str(cache), num_workers=opts["num_workers"])
+    x = {name: source.subset(rows) for name, (_, rows) in splits.items()}
+    notes = [f"{len(pre.columns)} columns preprocessed by row groups into {cache}"]
+    return _Features(x=x, n_features=len(pre.feature_names), raw_shape=(len(pre.columns),), spec=pre.to_dict(),
+                     info={"feature_names": pre.feature_names}, columns=pre.input_columns, notes=notes,
+                     streamed=True)
+
+
+def _image_folder_features(splits, *, opts: dict[str, Any]) -> _Features:
+    """Images: every file opened (an unreadable one is named), one size and channel count, in [0, 1]."""
+    from collections import Counter
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    sizes, modes = Counter(), set()
+    files = [f for split, rows in splits.values() for f in (split.x.files[i] for i in rows)]
+    for index, file in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                if index < IMAGE_SAMPLE:
+                    sizes[(image.height, image.width)] += 1
+                modes.add(image.mode)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"data: cannot read image {file}: {type(exc).__name__}: {exc}") from None
+    size = tuple(opts["image_size"] or sizes.most_common(1)[0][0])
+    channels = 1 if modes <= {"L", "1", "I", "I;16", "F", "LA"} else 3
+    n_features = channels * size[0] * size[1]
+    stream = _stream_or_not(opts, len(files), n_features)
+    from nasforge.data.streams import ImageRows
+
+    x = {}
+    for name, (split, rows) in splits.items():
+        source = ImageRows([split.x.files[i] for i in rows], size=size, channels=channels,
+                           num_workers=opts["num_workers"])
+        x[name] = source if stream else source.read(np.arange(len(source)))
+    resized = sum(count for s, count in sizes.items() if s != size)
+    notes = [f"{channels} channel(s), {size[0]}x{size[1]} pixels in [0, 1]"]
+    if resized:
+        notes.append(f"images of other sizes resized to {size[0]}x{size[1]}")
+    return _Features(x=x, n_features=n_features, raw_shape=(channels, *size),
+                     spec={"type": "image", "scale": 1 / 255, "image_shape": [channels, *size],
+                           "resize_to": list(size)},
+                     info={"image_shape": (channels, *size)}, notes=notes, streamed=stream)
+
+
+def _dataset_features(splits, *, layout: str, opts: dict[str, Any]) -> _Features:
+    """A torch Dataset: items read as they are (no preprocessing), loaded when small, streamed otherwise."""
+    import numpy as np
+
+    from nasforge.data.streams import DatasetRows
+
+    base = splits["train"][0].x
+    shape = base.item_shape
+    n_features = int(np.prod(shape))
+    total = sum(len(rows) for _, rows in splits.values())
+    stream = _stream_or_not(opts, total, n_features)
+    x = {}
+    for name, (split, rows) in splits.items():
+        if tuple(split.x.item_shape) != tuple(shape):
+            raise DataError(f"{_what(name)}: items of shape {split.x.item_shape}, but train's are {shape}")
+        source = DatasetRows(split.x.dataset, indices=rows, n_features=n_features, num_workers=opts["num_workers"])
+        x[name] = source if stream else source.read(np.arange(len(source)))
+    if layout == "image":
+        image_shape = shape if len(shape) == 3 else (1, *shape)
+        info = {"image_shape": tuple(int(v) for v in image_shape)}
+    elif layout == "sequence":
+        info = {"sequence_shape": (shape[0], shape[1] if len(shape) > 1 else 1)}
+    elif layout == "signal":
+        info = {"signal_shape": (1, shape[0])}
+    else:
+        info = {}
+    return _Features(x=x, n_features=n_features, raw_shape=shape, spec={"type": "dataset", "item_shape": list(shape)},
+                     info=info, notes=["Dataset items used as given"], streamed=stream)
+
+
+# -- identity ------------------------------------------------------------------------------------
+def _digests(raw: dict[str, RawSplit], splits) -> tuple[str, dict[str, str]]:
+    """The data's digest (of what the user gave) and one per split (of its rows)."""
+    import numpy as np
+
+    whole = hashlib.sha256()
+    for name in sorted(raw):
+        whole.update(name.encode())
+        whole.update(_fingerprint(raw[name]).encode())
+    digest = whole.hexdigest()[:16]
+    per_split = {}
+    for name, (split, rows) in splits.items():
+        h = hashlib.sha256(digest.encode())
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+        per_split[name] = h.hexdigest()[:16]
+    return digest, per_split
+
+
+def _fingerprint(split: RawSplit) -> str:
+    import numpy as np
+
+    h = hashlib.sha256()
+    x = split.x
+    if isinstance(x, (NpyFile, ParquetFile)):
+        h.update(_file_fingerprint(x.path).encode())
+    elif isinstance(x, ImageFolder):
+        for file in x.files:
+            h.update(os.path.relpath(file, x.root).encode())
+            h.update(_file_fingerprint(file).encode())
+    elif isinstance(x, TorchItems):
+        h.update(f"{type(x.dataset).__qualname__}:{len(x.dataset)}:{x.item_shape}".encode())
+        for i in sorted({0, len(x.dataset) // 2, len(x.dataset) - 1}):
+            h.update(np.ascontiguousarray(np.asarray(x.dataset[i][0], dtype=np.float64)).tobytes())
+    elif hasattr(x, "columns"):
+        import pandas as pd
+
+        h.update(",".join(map(str, x.columns)).encode())
+        h.update(pd.util.hash_pandas_object(x, index=False).to_numpy().tobytes())
+    else:
+        h.update(f"{x.dtype}:{x.shape}".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+    y = np.asarray(split.y)
+    h.update(np.asarray([str(v) for v in y]).astype("U").tobytes() if y.dtype == object
+             else np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def _file_fingerprint(path: str) -> str:
+    """sha256 of a file (16 hex): whole up to 256 MB, else its size and 64 blocks spread over it."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        if size <= FINGERPRINT_FULL:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        else:
+            for i in range(64):
+                f.seek(int(i * (size - 65536) / 63))
+                h.update(f.read(65536))
+    return h.hexdigest()[:16]
+
+
+def _spec_digest(spec: dict[str, Any]) -> str:
+    import json
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _default_name(split: RawSplit) -> str:
+    name = split.name or "data"
+    return re.sub(r"[^\w.\-]", "_", name)[:100] or "data"
