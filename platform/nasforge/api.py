@@ -54,7 +54,7 @@ def search(
     Args:
         family: a registered family name (``nasforge plugins`` lists them).
         task: a registered task name (``digits``, ``breast_cancer``, ``diabetes``, ...).
-        data: your own data instead of a task: ``(X, y)`` arrays, a pandas (or polars) DataFrame
+        data: your own data instead of a task: ``(X, y)`` arrays, a pandas DataFrame
             with ``target``, a path to a ``.csv`` / ``.parquet`` / ``.npz`` file (with ``target``), a
             pair of ``.npy`` paths, a folder of class subfolders of images (``cnn``), a map-style
             torch ``Dataset`` of ``(x, y)`` items, or ``{"train": ..., "val": ..., "test": ...}`` of

@@ -83,11 +83,19 @@ class Registry:
             self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
 
     def register(self, plugin: object, name: str | None = None) -> str:
-        """Register a plugin object (a module or an instance with hook implementations)."""
+        """Register a plugin object (a module or an instance with hook implementations).
+
+        Registering the same object again is a no-op (a notebook cell run twice). Without ``name``
+        the plugin is named after its module or class (``__main__.WinePlugin``; ``-2``, ``-3`` for
+        more objects of one class), so messages name plugins, not object ids.
+        """
         self.load()
-        plugin_name = self.pm.register(plugin, name=name)
-        if plugin_name is None:
-            raise RegistrationError(f"plugin {name or plugin!r} is already registered")
+        if self.pm.is_registered(plugin):
+            return self.pm.get_name(plugin)
+        if name is not None and self.pm.get_plugin(name) is not None:
+            raise RegistrationError(f"plugin name {name!r} is taken by another object; unregister it first "
+                                    f"(nasforge.unregister(name={name!r})) or choose another name")
+        plugin_name = self.pm.register(plugin, name=name or self._free_name(plugin))
         try:
             self.pm.check_pending()
             self._items = None
@@ -97,6 +105,22 @@ class Registry:
             self._items = None
             raise
         return plugin_name
+
+    def _free_name(self, plugin: object) -> str:
+        """A readable, unused plugin name: the module's name, or the class's qualified name."""
+        import types
+
+        if isinstance(plugin, types.ModuleType):
+            base = plugin.__name__
+        elif isinstance(plugin, type):
+            base = f"{plugin.__module__}.{plugin.__qualname__}"
+        else:
+            base = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        name, n = base, 1
+        while self.pm.get_plugin(name) is not None:
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     def unregister(self, plugin: object | None = None, *, name: str | None = None) -> None:
         """Remove a plugin registered at run time."""
@@ -130,6 +154,8 @@ class Registry:
             name = obj.name
             if not isinstance(name, str) or not name:
                 raise RegistrationError(f"plugin {plugin_name!r} registered a {kind} with no name")
+            if items[kind].get(name) is obj:
+                return   # the same object again (e.g. by two plugins of a notebook): nothing to do
             if name in items[kind]:
                 raise RegistrationError(
                     f"{kind} {name!r} is registered twice: by plugin "

@@ -134,6 +134,9 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
         raise DataError(f"target must be a column name (a string), got {target!r}")
     raw = _read_splits(data, target=target)
     first = raw.get("train", raw.get("all"))
+    if hasattr(first.x, "iloc"):   # a table: every split has its columns, none of mixed types
+        for name, split in raw.items():
+            _check_columns(split.x, what=_what(name), columns=list(first.x.columns))
     layout = choose_layout(first.x, family=family, families=families)
     for split in raw.values():
         if choose_layout(split.x, family=family, families=families) != layout:
@@ -384,8 +387,6 @@ def _features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> _Featu
 
 def _table_features(splits, *, seed: int) -> _Features:
     """A DataFrame: numeric columns standardized, categorical ones one-hot encoded (fitted on train)."""
-    for name, (split, rows) in splits.items():
-        _check_columns(split.x, what=_what(name), columns=list(splits["train"][0].x.columns))
     train = splits["train"][0].x.iloc[splits["train"][1]]
     pre = TabularPreprocessor.fit(train, seed=seed)
     x = {name: pre.transform(split.x.iloc[rows]) for name, (split, rows) in splits.items()}

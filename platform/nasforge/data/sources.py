@@ -90,7 +90,7 @@ def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSpli
     if isinstance(value, (str, os.PathLike)):
         return _read_path(Path(value), target=target, what=what)
     if _is_frame(value):
-        return _from_frame(_pandas(value), target=target, what=what, origin=f"a {type(value).__name__}")
+        return _from_frame(value, target=target, what=what, origin="a DataFrame")
     if isinstance(value, (tuple, list)) and len(value) == 2:
         if target is not None:
             raise DataError(f"{what}: target={target!r} names a column of a table; with (X, y) arrays leave it out")
@@ -106,15 +106,8 @@ def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSpli
 
 # -- in memory -----------------------------------------------------------------------------
 def _is_frame(value) -> bool:
-    module = type(value).__module__.split(".")[0]
-    return type(value).__name__ == "DataFrame" and module in ("pandas", "polars")
-
-
-def _pandas(frame):
-    """A polars frame as pandas (through Arrow); a pandas frame as it is."""
-    if type(frame).__module__.split(".")[0] == "polars":
-        return frame.to_pandas()
-    return frame
+    """A pandas DataFrame (checked without importing pandas)."""
+    return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] == "pandas"
 
 
 def _from_frame(frame, *, target: str | None, what: str, origin: str, name: str | None = None,
@@ -148,7 +141,7 @@ def _from_pair(x, y, *, what: str) -> RawSplit:
         x = _npy_file(x_path, what=what)
         name, path, origin = x_path.stem, str(x_path), f"{x_path.name}"
     elif _is_frame(x):
-        x = _pandas(x).copy()
+        x = x.copy()
         x.columns = [str(c) for c in x.columns]
         origin = "(DataFrame, y)"
     else:

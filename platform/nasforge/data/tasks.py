@@ -87,7 +87,9 @@ def load_task(name: str, seed: int, *, data_digest: str | None = None) -> Task:
     """A task by name: a user's data (``data_digest`` given) or a registered task, loaded once per process
     (the splits are fixed by the seed)."""
     if data_digest is None:
-        return _load_registered(name, seed)
+        from nasforge.plugins import get_registry
+
+        return _load_registered(get_registry().get("task", name), seed)
     try:
         return _DATA_TASKS[(name, data_digest)]
     except KeyError:
@@ -96,10 +98,9 @@ def load_task(name: str, seed: int, *, data_digest: str | None = None) -> Task:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_registered(name: str, seed: int) -> Task:
-    from nasforge.plugins import get_registry
-
-    return get_registry().get("task", name).load(seed)
+def _load_registered(task_def: TaskDef, seed: int) -> Task:
+    """Cached per definition, so a task registered again with another loader is loaded again."""
+    return task_def.load(seed)
 
 
 def task_description(task: Task) -> dict[str, Any]:
