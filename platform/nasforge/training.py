@@ -125,8 +125,9 @@ class TensorSplit:
 class StreamSplit:
     """One split read from disk a batch at a time by a ``DataLoader`` (``x`` a RowSource, ``y`` in memory).
 
-    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does, and
-    the DataLoader's ``num_workers`` processes read its batches (rows of a batch in file order).
+    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does (so a
+    streamed split trains on the same batches as in memory); a thread reads the batches one step
+    ahead, or the DataLoader's ``num_workers`` processes do.
     """
 
     def __init__(self, x, y: torch.Tensor, device: torch.device | str):
@@ -136,11 +137,15 @@ class StreamSplit:
         return len(self.x)
 
     def _loader(self, order: torch.Tensor, batch_size: int):
+        """Batches in ``order``: from DataLoader worker processes, or (``num_workers=0``) read by a
+        thread of this process one step ahead of the training (reads release the GIL)."""
+        batches = _RowBatches(self.x, self.y, order, batch_size)
+        workers = int(getattr(self.x, "num_workers", 0))
+        if workers == 0:
+            return _read_ahead(batches)
         from torch.utils.data import DataLoader
 
-        workers = int(getattr(self.x, "num_workers", 0))
-        return DataLoader(_RowBatches(self.x, self.y, order, batch_size), batch_size=None, shuffle=False,
-                          num_workers=workers, prefetch_factor=4 if workers else None,
+        return DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=4,
                           pin_memory=self.device.type == "cuda")
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -176,6 +181,47 @@ class _RowBatches(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.order[i * self.batch_size:(i + 1) * self.batch_size].sort().values
         return torch.from_numpy(self.x.read(rows.numpy())), self.y[rows]
+
+
+def _read_ahead(batches, depth: int = 4) -> Iterator:
+    """``batches[0], batches[1], ...`` read by a background thread up to ``depth`` ahead.
+
+    Stops reading when the consumer stops (an early-stopped or pruned epoch); a read error is
+    raised in the consumer.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for i in range(len(batches)):
+                item = batches[i]
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer
+            ready.put(exc)
+            return
+        ready.put(end)
+
+    thread = threading.Thread(target=read, name="nasforge-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def load_split(task, split: str, device: torch.device | str) -> TensorSplit | StreamSplit:
