@@ -5,6 +5,7 @@ Heavy packages (torch, optuna, mlflow) are imported only when a search runs.
 
 from nasforge.errors import (
     ConfigError,
+    DataError,
     ExportError,
     NasforgeError,
     RegistrationError,
@@ -14,6 +15,7 @@ from nasforge.errors import (
     StoreError,
     TrialPruned,
     UnknownNameError,
+    UnknownSearchError,
 )
 from nasforge.family import Family, NullReporter, Reporter
 from nasforge.hookspecs import hookimpl
@@ -32,8 +34,16 @@ def search(family, **kwargs):
     return _search(family, **kwargs)
 
 
+def load(study_name=None, **kwargs):
+    """Reopen a past search; see :func:`nasforge.results.load.load` for every argument."""
+    from nasforge.results.load import load as _load
+
+    return _load(study_name, **kwargs)
+
+
 __all__ = [
     "ConfigError",
+    "DataError",
     "ExportError",
     "Family",
     "NasforgeError",
@@ -52,8 +62,10 @@ __all__ = [
     "TaskDef",
     "TrialPruned",
     "UnknownNameError",
+    "UnknownSearchError",
     "get_registry",
     "hookimpl",
+    "load",
     "register",
     "search",
     "unregister",

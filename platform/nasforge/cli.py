@@ -1,4 +1,4 @@
-"""The ``nasforge`` command: ``search``, ``plugins``, ``spaces``, ``ui``, ``export``, ``new-plugin``.
+"""The ``nasforge`` command: ``search``, ``show``, ``list``, ``plugins``, ``spaces``, ``ui``, ``export``, ``new-plugin``.
 
 argparse only at import time, so ``nasforge --help`` answers without loading torch.
 """
@@ -114,6 +114,58 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
     print(f"open the UI: {result.ui_command}", file=file)
     print(f"  then this search: {result.ui_url()}", file=file)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """A past search's table of best trials, test metrics and links, as at the end of `nasforge search`."""
+    from nasforge.results.load import load
+
+    result = load(args.study_name, run_id=args.run_id, experiment=args.experiment, tracking_uri=args.tracking_uri,
+                  storage=args.storage)
+    if args.all:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", 12):
+            print(result.leaderboard())
+        return 0
+    print_summary(result, top=args.top)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """The searches in a store, newest first: study, family, task, data, trials, best value, status, when."""
+    import datetime as dt
+
+    from mlflow import MlflowClient
+
+    from nasforge.results.load import list_searches
+    from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri, quiet_mlflow
+
+    quiet_mlflow()
+    try:
+        uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
+    except ValueError as exc:
+        raise NasforgeError(f"--tracking-uri: {exc}") from None
+    runs = list_searches(MlflowClient(uri), experiment=args.experiment)
+    if not runs:
+        print(f"no nasforge search in {uri}")
+        return 0
+    headers = ["study", "family", "task", "data digest", "trials", "best", "status", "started", "run id"]
+    rows = []
+    for run in runs:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        objective = params.get("objective", "").split(",")[0].rsplit(":", 1)[0]
+        best = metrics.get(f"best_{objective}")
+        done = sum(int(metrics.get(k, 0)) for k in ("n_complete", "n_pruned", "n_fail"))
+        rows.append([tags.get("study", "?"), tags.get("family", "?"), tags.get("task", "?"),
+                     tags.get("data_digest", "-"), f"{done}/{params.get('trials', '?')}" if done else
+                     f"-/{params.get('trials', '?')}", f"{objective}={best:.4f}" if best is not None else "-",
+                     run.info.status, dt.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M"),
+                     run.info.run_id])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for row in [headers] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -250,6 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=5, help="rows in the final table")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
+
+    sh = sub.add_parser("show", help="reopen a past search: its best trials, test metrics and links",
+                        description="Reopen a past search (nothing runs, nothing is written): by --study-name, "
+                        "--run-id (its parent run), or the latest search of --experiment (of the store without it).")
+    sh.add_argument("--study-name", default=None)
+    sh.add_argument("--run-id", default=None, help="the search's parent run id")
+    sh.add_argument("--experiment", default=None, help="the latest search of this experiment")
+    sh.add_argument("--tracking-uri", default=None, help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    sh.add_argument("--storage", default=None, help="the Optuna storage, if it moved since the search")
+    sh.add_argument("--top", type=int, default=5, help="rows in the table")
+    sh.add_argument("--all", action="store_true", help="the whole leaderboard: every trial, its parameters")
+    sh.set_defaults(func=cmd_show)
+
+    ls = sub.add_parser("list", help="the searches in an MLflow store, newest first")
+    ls.add_argument("--tracking-uri", default=None)
+    ls.add_argument("--experiment", default=None)
+    ls.set_defaults(func=cmd_list)
 
     p = sub.add_parser("plugins", help="list loaded plugins and what they register")
     p.add_argument("--json", action="store_true")

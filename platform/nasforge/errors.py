@@ -49,6 +49,10 @@ class DataError(NasforgeError, ValueError):
     """A data set that cannot be searched: names the file, column or value and what would be valid."""
 
 
+class UnknownSearchError(NasforgeError, LookupError):
+    """A search that is not in the store (``nasforge.load``, ``nasforge show``): says which are."""
+
+
 class StoreError(NasforgeError):
     """The MLflow store or the Optuna storage cannot be reached or written."""
 

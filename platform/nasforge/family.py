@@ -74,6 +74,11 @@ class Family(abc.ABC):
     # ``fit`` reads inputs that stay on disk (:mod:`nasforge.data.streams`) through
     # ``training.load_split``; families that move whole splits to tensors leave it False.
     supports_streaming: ClassVar[bool] = False
+    # ``forward`` maps inputs to the task's target (logits or scores for classification, the value
+    # for regression), so a search's result can predict and serve it (``SearchResult.predict``, the
+    # MLflow pyfunc model); :meth:`predictions` reads the outputs. False for families whose forward
+    # is something else (a reconstruction, a discriminator, a policy).
+    predicts_target: ClassVar[bool] = False
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod
@@ -144,3 +149,12 @@ class Family(abc.ABC):
     def example_input(self, task: Task):
         """A small batch of inputs (numpy) used to log the model with a signature."""
         return task.x_test[:2]
+
+    def predictions(self, outputs, task: Task):
+        """``forward``'s outputs as predictions: class probabilities ``(N, K)`` for classification
+        (softmax of logits), values ``(N, 1)`` for regression (in the task's own units)."""
+        import torch
+
+        if task.kind == "classification":
+            return torch.softmax(outputs, dim=1)
+        return outputs.reshape(len(outputs), -1)[:, :1]

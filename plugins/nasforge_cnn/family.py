@@ -53,6 +53,7 @@ class CNNFamily(Family):
     supports_checkpoints = True   # training.fit_epochs(optimizer=...) saves and resumes
     data_layouts = ("image", "signal")   # (C, H, W) images, (C, L) signals
     supports_streaming = True     # training.load_split reads inputs that stay on disk
+    predicts_target = True        # forward() gives logits / the value: results predict and serve it
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
 
     def metrics(self, task: Task) -> dict[str, str]:

@@ -55,6 +55,7 @@ class EvidentialFamily(Family):
     default_budget = 100
     default_task = "cubic"
     data_layouts = ("tabular",)
+    predicts_target = True        # the Dirichlet's mean / the Normal-Inverse-Gamma's gamma (below)
 
     def metrics(self, task: Task) -> dict[str, str]:
         if task.kind == "classification":
@@ -151,6 +152,13 @@ class EvidentialFamily(Family):
         return task.x_test[:2]
 
     # -- predictions -----------------------------------------------------------------
+    def predictions(self, outputs, task: Task):
+        """Classification: the Dirichlet's expected probabilities ``alpha / S`` (Sensoy et al., 2018);
+        regression: the Normal-Inverse-Gamma's mean ``gamma`` (Amini et al., 2020)."""
+        if task.kind == "classification":
+            return outputs / outputs.sum(dim=1, keepdim=True)
+        return outputs[:, :outputs.shape[1] // 4][:, :1]
+
     @staticmethod
     def predict(model, x) -> dict[str, Any]:
         """Predictions and uncertainties of ``model`` at inputs ``x`` (numpy), as numpy arrays.

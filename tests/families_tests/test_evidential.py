@@ -351,7 +351,7 @@ def test_searches_nsga2_on_accuracy_and_ood_auroc_and_cubic_figure(store) -> Non
     # the best model was logged through torch.export and loads back with the same Dirichlet outputs
     mlflow.set_tracking_uri(store["tracking_uri"])
     x = torch.as_tensor(load_digits_ood_task(0).x_test[:8])
-    loaded = mlflow.pytorch.load_model(result.model_uri)
+    loaded = mlflow.pytorch.load_model(result.network_uri)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x).numpy(), result.best_model()(x).numpy(), rtol=1e-5, atol=1e-5)
 

@@ -267,7 +267,7 @@ def test_search_records_two_child_runs_and_logs_the_model(store) -> None:
     # The best model went through torch.export with float token ids and loads back.
     x = torch.as_tensor(get_registry().get("task", "majority_tokens").load(0).x_test[:16], dtype=torch.float32)
     mlflow.set_tracking_uri(store["tracking_uri"])
-    loaded = mlflow.pytorch.load_model(result.model_uri)
+    loaded = mlflow.pytorch.load_model(result.network_uri)
     model = result.best_model()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))

@@ -65,7 +65,7 @@ def test_per_epoch_metrics_use_the_epoch_as_step(mlp_search):
     assert history[-1].value < history[0].value  # it learned
 
 
-def test_best_model_is_trained_and_logged_as_an_mlflow_pytorch_model(mlp_search):
+def test_best_model_is_trained_and_logged_as_a_pytorch_network_and_a_served_model(mlp_search):
     result, store = mlp_search
     model = result.best_model()
     assert isinstance(model, torch.nn.Module)
@@ -74,10 +74,14 @@ def test_best_model_is_trained_and_logged_as_an_mlflow_pytorch_model(mlp_search)
 
     x = torch.as_tensor(load_task("digits", 3).x_test[:16])
     mlflow.set_tracking_uri(store["tracking_uri"])
-    loaded = mlflow.pytorch.load_model(result.model_uri)
+    loaded = mlflow.pytorch.load_model(result.network_uri)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
-    assert result.model_uri.startswith("models:/")
+        expected = model(x).argmax(dim=1).numpy()
+    assert result.model_uri.startswith("models:/") and result.model_uri != result.network_uri
+    served = mlflow.pyfunc.load_model(result.model_uri)        # the predictor: class labels out
+    np.testing.assert_array_equal(np.asarray(served.predict(x.numpy())), expected)
+    np.testing.assert_array_equal(result.predict(x.numpy()), expected)
     assert result.best_params["layers"][0]["units"] in (16, 64)  # nested, as the family receives it
 
 

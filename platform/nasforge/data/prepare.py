@@ -54,6 +54,7 @@ class UserData:
     source: str | None = None            # its path, when it came from a file or folder
     target: str | None = None
     columns: list[str] | None = None     # the input columns, for a table
+    example: Any = None                  # a few train rows as given (a DataFrame or an array): a model's example
     preprocessing: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     split_digests: dict[str, str] = field(default_factory=dict)
@@ -178,14 +179,15 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
                 **{f"x_{s}": features.x[s] for s in SPLITS},
                 **{f"y_{s}": (codes[s] if labels is not None else scaling.apply(codes[s])) for s in SPLITS})
     preprocessing = {"layout": layout, "kind": kind, "features": features.spec,
-                     "target": labels.to_dict() if labels else scaling.to_dict(),
+                     "target": labels.to_dict() if labels else scaling.to_dict(), "target_column": target,
                      "input_columns": features.columns, "input_shape": list(features.raw_shape),
                      "splits": {s: len(features.x[s]) for s in SPLITS}, "seed": seed}
     preprocessing["task"] = task_description(task)
     return UserData(name=name, kind=kind, layout=layout, digest=digest, task=task, origin=first.origin,
                     source=first.path, target=target, columns=features.columns, preprocessing=preprocessing,
                     rows={s: len(features.x[s]) for s in SPLITS}, split_digests=split_digests,
-                    kind_note=kind_note, split_note=split_note, notes=features.notes, streamed=features.streamed)
+                    kind_note=kind_note, split_note=split_note, notes=features.notes, streamed=features.streamed,
+                    example=_example(first, features.spec))
 
 
 # -- reading and checking ------------------------------------------------------------------------
@@ -629,6 +631,32 @@ def _dataset_features(splits, *, layout: str, opts: dict[str, Any]) -> _Features
         info = {}
     return _Features(x=x, n_features=n_features, raw_shape=shape, spec={"type": "dataset", "item_shape": list(shape)},
                      info=info, notes=["Dataset items used as given"], streamed=stream)
+
+
+def _example(split: RawSplit, spec: dict[str, Any], rows: int = 5):
+    """The first rows of a split as the user gave them (inputs only): what a served model is shown."""
+    import numpy as np
+
+    x = split.x
+    if isinstance(x, ImageFolder):
+        channels, height, width = spec["image_shape"]
+        from nasforge.data.streams import decode_image
+
+        images = [decode_image(f, size=(height, width), channels=channels) for f in x.files[:2]]
+        return (np.stack(images) * 255).round().astype(np.uint8)
+    if isinstance(x, TorchItems):
+        from nasforge.data.streams import as_numpy
+
+        return np.stack([as_numpy(x.dataset[i][0]) for i in range(min(rows, len(x.dataset)))])
+    if isinstance(x, NpyFile):
+        return np.array(np.load(x.path, mmap_mode="r")[:rows])
+    if isinstance(x, ParquetFile):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(x.path).read_row_group(0, columns=list(x.columns)).to_pandas().head(rows)
+    if hasattr(x, "iloc"):
+        return x.head(rows).reset_index(drop=True)
+    return np.array(x[:rows])
 
 
 # -- identity ------------------------------------------------------------------------------------

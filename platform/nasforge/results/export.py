@@ -11,7 +11,13 @@ the model is rebuilt from the family's code and the best trial's saved weights, 
     PATH/mlflow_model/            mlflow.pytorch.load_model(PATH/mlflow_model)   (pt2 inside)
     PATH/model.pt2                torch.export.load(PATH/model.pt2).module()
     PATH/model.torchscript.pt     torch.jit.load(PATH/model.torchscript.pt)
-    PATH/export.json              where it came from: search run, trial, family, task, params
+    PATH/export.json              where it came from: search run, trial, family, task, params,
+                                  and the preprocessing these files do NOT include
+
+These files hold the bare network: preprocessed float32 rows in, raw outputs (logits, the
+standardized target) out. ``export.json`` has the preprocessing to apply first (for ``data=``
+searches) and names the served model, the MLflow pyfunc that does it all. A reloaded ``.pt2``
+module (``torch.export.load(...).module()``) has no ``eval()``: it was exported in eval mode.
 """
 
 from __future__ import annotations
@@ -23,19 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from nasforge.data.tasks import load_task
-from nasforge.errors import ExportError
+from nasforge.errors import ExportError, UnknownSearchError
 from nasforge.plugins import get_registry
-from nasforge.results.models import log_model
-from nasforge.spec.space import SearchSpace
+from nasforge.results.models import log_model, model_task
 from nasforge.stores.mlflow_runs import Tracker, absolute_tracking_uri, default_tracking_uri, quiet_mlflow
-from nasforge.stores.weights import WEIGHTS_ARTIFACT, load_weights
 
 #: format -> the file or directory it is written to, inside the export directory
 FORMATS = {"mlflow": "mlflow_model", "pt2": "model.pt2", "torchscript": "model.torchscript.pt"}
 DEFAULT_FORMATS = ("mlflow", "pt2")
 MANIFEST = "export.json"
-SEARCH_ROLE = "search"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,14 +101,13 @@ def export_result(result, path: str | Path, *, formats: Iterable[str] = DEFAULT_
         raise ExportError(f"search {result.parent_run_id!r} has no completed trial: no model to export")
     best = result.best_trial
     model = result.best_model()
-    task = load_task(spec.task, spec.seed, data_digest=spec.data_digest)
-    example = get_registry().get("family", spec.family).example_input(task)
     source = {"tracking_uri": spec.tracking_uri, "experiment_id": result.experiment_id,
               "search_run_id": result.parent_run_id, "trial_run_id": best.user_attrs.get("mlflow_run_id", ""),
               "trial": best.number, "family": spec.family, "task": spec.task, "seed": spec.seed,
               "params": result.best_params,
-              "values": {o.metric: v for o, v in zip(spec.objectives, best.values)}}
-    return _export(model, example, target, formats, source, register_as=register_as,
+              "values": {o.metric: v for o, v in zip(spec.objectives, best.values)},
+              "served_model": result.model_uri, **_preprocessing_note(spec)}
+    return _export(model, _example(spec), target, formats, source, register_as=register_as,
                    logged_model_uri=result.model_uri)
 
 
@@ -123,110 +124,55 @@ def export_run(path: str | Path, *, tracking_uri: str | None = None, run_id: str
             ``experiment`` (or of the whole store when no experiment is given).
         experiment: the experiment to take the latest search from (e.g. ``"mlp-digits"``).
         formats: any of ``"mlflow"``, ``"pt2"``, ``"torchscript"``.
-        register_as: also register the search's logged model under this name (``models:/NAME/N``).
+        register_as: also register the search's served model under this name (``models:/NAME/N``).
         overwrite: replace an earlier export in ``path`` (only the files an export writes).
     """
+    from mlflow import MlflowClient
+
+    from nasforge.results.load import find_search_run, load
+
     formats, target = check_formats(formats), check_target(path, overwrite=overwrite)
     register_as = check_register_name(register_as)
     quiet_mlflow()
     uri = absolute_tracking_uri(tracking_uri or default_tracking_uri())
-    tracker = Tracker(tracking_uri=uri, experiment_id="")
-    run = find_search_run(tracker.client, uri, run_id=run_id, experiment=experiment)
-    tracker.experiment_id = run.info.experiment_id
-    model, example, source = _model_from_run(tracker, run)
-    return _export(model, example, target, formats, source, register_as=register_as)
-
-
-def find_search_run(client, tracking_uri: str, *, run_id: str | None = None, experiment: str | None = None):
-    """The parent run of a nasforge search: by id, or the latest finished one (of ``experiment``)."""
-    from mlflow.exceptions import MlflowException
-
-    if run_id not in (None, "latest"):
-        try:
-            run = client.get_run(run_id)
-        except MlflowException:
-            raise ExportError(f"no MLflow run {run_id!r} in {tracking_uri}") from None
-        tags = run.data.tags
-        if tags.get("nasforge_role") != SEARCH_ROLE:
-            parent = tags.get("mlflow.parentRunId")
-            hint = f"; it is a trial of search {parent!r}: pass that run id" if parent else ""
-            raise ExportError(f"run {run_id!r} is not a nasforge search run{hint}")
-        if experiment is not None:
-            found = client.get_experiment(run.info.experiment_id)
-            if found.name != experiment:
-                raise ExportError(f"run {run_id!r} belongs to experiment {found.name!r}, not {experiment!r}")
-        return run
-    if experiment is not None:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            known = sorted(e.name for e in client.search_experiments())
-            raise ExportError(f"no experiment {experiment!r} in {tracking_uri}; known: {', '.join(known) or '(none)'}")
-        experiment_ids = [found.experiment_id]
-    else:
-        experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(
-        experiment_ids, max_results=1, order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.nasforge_role = '{SEARCH_ROLE}' and attributes.status = 'FINISHED'")
-    if not runs:
-        where = f"experiment {experiment!r}" if experiment else tracking_uri
-        raise ExportError(f"no finished nasforge search in {where}")
-    return runs[0]
-
-
-# -- the model -------------------------------------------------------------------------
-def _model_from_run(tracker, run):
-    """Rebuild the best trial's model from the family's code and its saved weights."""
+    try:
+        run = find_search_run(MlflowClient(uri), uri, run_id=run_id, experiment=experiment, finished_only=True)
+    except UnknownSearchError as exc:
+        raise ExportError(str(exc)) from None
     run_id, tags = run.info.run_id, run.data.tags
-    trial_run_id = tags.get("best_run_id")
-    if not trial_run_id and run.info.status != "FINISHED":
+    if not tags.get("best_run_id") and run.info.status != "FINISHED":
         raise ExportError(f"search run {run_id!r} is {run.info.status} (interrupted or still running): "
                           "finish it (resume=True / --resume) before exporting")
-    if not trial_run_id:
+    if not tags.get("best_run_id"):
         raise ExportError(f"search run {run_id!r} has no best trial (no trial completed): no model to export")
-    saved = {a.path for a in tracker.client.list_artifacts(trial_run_id, str(Path(WEIGHTS_ARTIFACT).parent))}
-    if WEIGHTS_ARTIFACT not in saved:
-        raise ExportError(f"search run {run_id!r} ran with save_models=False: its best trial (run "
-                          f"{trial_run_id!r}) saved no weights; search again with save_models=True")
     registry = get_registry()
     if tags.get("family") not in registry.names("family"):
         raise ExportError(f"search run {run_id!r} used family {tags.get('family')!r}, which no loaded plugin "
                           f"registers (known: {', '.join(registry.names('family'))}); install its plugin first")
-    family = registry.get("family", tags["family"])
-    seed = int(tags.get("seed", 0))
-    params = _best_params(tracker, run)
-    task = load_task(tags["task"], seed)
-    model = family.build(family.make_config(params), task)
-    model.load_state_dict(load_weights(tracker, trial_run_id))
-    model.eval()
-    metrics = run.data.metrics
-    source = {"tracking_uri": tracker.tracking_uri, "experiment_id": run.info.experiment_id,
-              "search_run_id": run_id, "trial_run_id": trial_run_id, "trial": int(tags.get("best_trial", -1)),
-              "family": tags["family"], "task": tags["task"], "seed": seed, "params": params,
-              "values": {k[len("best_"):]: v for k, v in metrics.items() if k.startswith("best_") and "." not in k}}
-    return model, family.example_input(task), source
+    result = load(run_id=run_id, tracking_uri=uri)
+    return export_result(result, target, formats=formats, register_as=register_as, overwrite=True)
 
 
-def _best_params(tracker, run) -> dict[str, Any]:
-    """The best configuration: the ``best_params`` tag, else the Optuna study (long configs are
-    cut in tags)."""
-    try:
-        return json.loads(run.data.tags.get("best_params", ""))
-    except ValueError:
-        pass
-    import optuna
+def _example(spec):
+    """Two inputs for tracing: the task's test rows, or zeros of its shape when the data is not here."""
+    import math
 
-    storage, study_name = run.data.params.get("storage"), run.data.tags.get("study")
-    trial_run_id = run.data.tags["best_run_id"]
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except Exception as exc:
-        raise ExportError(f"search run {run.info.run_id!r}: its best_params tag is cut and its Optuna study "
-                          f"{study_name!r} cannot be opened in {storage!r}: {exc}") from None
-    for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("mlflow_run_id") == trial_run_id:
-            text = tracker.client.download_artifacts(run.info.run_id, "search_space.yaml")
-            return SearchSpace.load(text).config_from_flat(trial.params)
-    raise ExportError(f"search run {run.info.run_id!r}: no trial of study {study_name!r} has run {trial_run_id!r}")
+    import numpy as np
+
+    task = model_task(spec)
+    if task.x_test is not None:
+        return get_registry().get("family", spec.family).example_input(task)
+    return np.zeros((2, math.prod(task.input_shape)), dtype=np.float32)
+
+
+def _preprocessing_note(spec) -> dict[str, Any]:
+    """What the exported network files leave out: the preprocessing, and the numbers to redo it."""
+    if spec.data is None:
+        return {"inputs": f"rows of task {spec.task!r} as its loader prepares them (no preprocessing recorded)"}
+    return {"inputs": "the files take PREPROCESSED float32 rows and give raw outputs (logits or the standardized "
+                      "target): apply 'preprocessing' first and decode after, or serve 'served_model' "
+                      "(mlflow models serve), which does both",
+            "preprocessing": spec.data.preprocessing}
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -309,12 +255,12 @@ def register(tracking_uri: str, search_run_id: str, name: str, *, model=None, ex
     if model_id is None:
         experiment_id = client.get_run(search_run_id).info.experiment_id
         logged = [m for m in client.search_logged_models(
-            [experiment_id], filter_string=f"source_run_id = '{search_run_id}'") if m.name == "model"]
-        if logged:
-            model_id = max(logged, key=lambda m: m.creation_timestamp).model_id
+            [experiment_id], filter_string=f"source_run_id = '{search_run_id}'") if m.name in ("model", "network")]
+        if logged:   # the served model ("model") before the bare network, the newest of each
+            model_id = max(logged, key=lambda m: (m.name == "model", m.creation_timestamp)).model_id
         else:  # e.g. logging failed at the end of the search: log it now
             tracker = Tracker(tracking_uri=tracking_uri, experiment_id=experiment_id)
-            model_id = log_model(tracker, search_run_id, model, example.numpy())[len("models:/"):]
+            model_id = log_model(tracker, search_run_id, model, example.numpy(), name="network")[len("models:/"):]
     import mlflow
 
     previous = mlflow.get_tracking_uri()

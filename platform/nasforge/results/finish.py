@@ -8,9 +8,38 @@ from typing import Any
 from nasforge.data.tasks import load_task
 from nasforge.plugins import get_registry
 from nasforge.results.by_strategy import log_strategies
-from nasforge.results.models import log_model
+from nasforge.results.models import MODEL_TRIAL_TAG, log_model, logged_model
 from nasforge.results.result import SearchResult
+from nasforge.results.serving import log_predictor
 from nasforge.stores.mlflow_runs import Tracker
+
+
+def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> str | None:
+    """The predictor (preprocessing, network, label decoding) as the pyfunc model ``model``, for a
+    family whose network predicts the target; None otherwise. Reused when a killed search logged it."""
+    if not getattr(family, "predicts_target", False) or task.kind not in ("classification", "regression"):
+        return None
+    best = result.best_trial
+    logged = logged_model(tracker, result.parent_run_id, best.number, name="model")
+    if logged is not None:
+        return logged
+    spec = result.spec
+    example = spec.data.example if spec.data is not None else family.example_input(task)
+    plugin, version = get_registry().provenance("family", spec.family)
+    requirements = [f"torch=={_version('torch')}", f"nasforge=={_version('nasforge')}"]
+    info = next((i for i in get_registry().plugin_infos() if i.name == plugin), None)
+    if info is not None and info.distribution not in ("nasforge", "(registered at run time)"):
+        requirements.append(f"{info.distribution}=={info.version}")
+    params = result.best_trial.user_attrs.get("final_params", result.best_trial.params)
+    return log_predictor(tracker, result.parent_run_id, result.predictor(), example=example,
+                         params=spec.space.config_from_flat(params), requirements=requirements,
+                         tags={MODEL_TRIAL_TAG: str(best.number)})
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution).split("+")[0]
 
 
 def finish_search(result: SearchResult, tracker: Tracker) -> None:
@@ -32,7 +61,11 @@ def finish_search(result: SearchResult, tracker: Tracker) -> None:
             task = load_task(spec.task, spec.seed, data_digest=spec.data_digest)
             result.test_metrics = dict(family.evaluate(model, task, "test"))
             summary.update(result.test_metrics)
-            result.model_uri = log_model(tracker, run_id, model, family.example_input(task), trial_number=best.number)
+            result.network_uri = log_model(tracker, run_id, model, family.example_input(task),
+                                           trial_number=best.number)
+            result.model_uri = log_served_model(result, tracker, family, task) or result.network_uri
+        # the runs table's objective column on the parent row: the search's best
+        summary.update({obj.metric: value for obj, value in zip(spec.objectives, best.values)})
     tracker.log(run_id, metrics=summary, tags=tags)
     if spec.side_by_side:
         log_strategies(result, tracker)

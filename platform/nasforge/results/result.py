@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasforge.plugins import get_registry
 from nasforge.results.by_strategy import by_strategy
-from nasforge.results.models import rebuild_model
+from nasforge.results.models import model_task, rebuild_model
+from nasforge.results.predictor import Predictor
 from nasforge.spec.arguments import SearchSpec
 
 
@@ -19,7 +21,12 @@ class SearchResult:
         study: the Optuna study (every trial, its params, values and user attributes).
         parent_run_id: the search's MLflow run; each trial is a nested child run.
         test_metrics: the chosen best model's metrics on the task's test split.
-        model_uri: the MLflow model logged on the parent run (``runs:/<id>/model``).
+        model_uri: the model to serve, logged on the parent run (``models:/m-<id>``): for a family
+            that predicts its target (mlp, cnn, rnn, evidential) the pyfunc model with the
+            preprocessing and label decoding (``mlflow.pyfunc.load_model(uri).predict(df)``), else
+            the network itself.
+        network_uri: the bare network as an MLflow PyTorch model (``torch.export`` format;
+            ``mlflow.pytorch.load_model(uri)``); inputs already preprocessed.
     """
 
     spec: SearchSpec
@@ -28,7 +35,9 @@ class SearchResult:
     experiment_id: str
     test_metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None
+    network_uri: str | None = None
     _model: Any = field(default=None, repr=False)
+    _predictor: Any = field(default=None, repr=False)
 
     # -- trials ----------------------------------------------------------------------
     @property
@@ -75,6 +84,14 @@ class SearchResult:
         """Every trial as a pandas DataFrame (Optuna's columns)."""
         return self.study.trials_dataframe()
 
+    def leaderboard(self):
+        """One row per trial, best first (pandas DataFrame): number, strategy, state, the objective(s)
+        under their metric names, the parameters (flattened: ``layers.0.units``), ``n_params``,
+        ``train_time_s`` and the trial's MLflow run id. Failed and pruned trials come last."""
+        from nasforge.results.leaderboard import leaderboard
+
+        return leaderboard(self)
+
     # -- strategies side by side -------------------------------------------------------
     @property
     def by_strategy(self) -> dict:
@@ -96,6 +113,25 @@ class SearchResult:
         if self._model is None:
             self._model = rebuild_model(self.spec, self.best_trial)
         return self._model
+
+    def predictor(self):
+        """The best model with the search's preprocessing: see :class:`nasforge.results.predictor.Predictor`."""
+        if self._predictor is None:
+            family = get_registry().get("family", self.spec.family)
+            preprocessing = self.spec.data.preprocessing if self.spec.data is not None else None
+            self._predictor = Predictor(family=family, network=self.best_model(), task=model_task(self.spec),
+                                        preprocessing=preprocessing)
+        return self._predictor
+
+    def predict(self, data):
+        """Predictions for raw inputs in any form ``data=`` takes (a DataFrame with the training columns,
+        arrays, a .csv/.parquet path, ...), preprocessed as in training: the original class labels, or
+        regression values in the target's units. The same as the served MLflow model's."""
+        return self.predictor().predict(data)
+
+    def predict_proba(self, data):
+        """Class probabilities for raw inputs (a DataFrame, one column per class label)."""
+        return self.predictor().predict_proba(data)
 
     def export(self, path, *, formats=("mlflow", "pt2"), register_as: str | None = None,
                overwrite: bool = False):

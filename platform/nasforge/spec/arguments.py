@@ -98,7 +98,7 @@ class SearchSpec:
             "trials": self.trials, "seed": self.seed, "backend": self.backend, "n_jobs": self.n_jobs,
             "timeout": self.timeout, "space": self.space.source,
             "objective": ",".join(f"{o.metric}:{o.direction}" for o in self.objectives),
-            "storage": self.storage,
+            "storage": self.storage, "save_models": self.save_models,
         }
         if self.data is not None:
             out.update({"data": self.data.origin, "data_digest": self.data.digest, "kind": self.data.kind,

@@ -1,0 +1,44 @@
+"""The leaderboard of a search: one row per trial, best first (``SearchResult.leaderboard()``, ``nasforge show``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nasforge.spec.space import flatten
+from nasforge.strategies.shares import strategy_of
+
+STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
+
+
+def leaderboard(result):
+    """A pandas DataFrame of ``result``'s trials (see :meth:`SearchResult.leaderboard`)."""
+    import pandas as pd
+
+    spec = result.spec
+    first = spec.objectives[0]
+    sign = -1.0 if first.direction == "maximize" else 1.0
+    rows: list[dict[str, Any]] = []
+    for trial in result.trials:
+        metrics = trial.user_attrs.get("metrics", {})
+        row: dict[str, Any] = {"trial": trial.number, "strategy": strategy_of(trial, spec), "state": trial.state.name}
+        for i, objective in enumerate(spec.objectives):
+            row[objective.metric] = trial.values[i] if trial.values else math.nan
+        params = trial.user_attrs.get("final_params", trial.params)
+        row.update(flatten(spec.space.config_from_flat(params)))
+        row["n_params"] = metrics.get("n_params", math.nan)
+        row["train_time_s"] = metrics.get("train_time_s", math.nan)
+        row["run_id"] = trial.user_attrs.get("mlflow_run_id")
+        if trial.user_attrs.get("interrupted"):
+            row["state"] = "INTERRUPTED"
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["trial", "strategy", "state", *[o.metric for o in spec.objectives]])
+
+    def rank(row):
+        value = row[first.metric]
+        done = row["state"] == "COMPLETE" and not math.isnan(value)
+        return (STATE_ORDER.get(row["state"], 5), sign * value if done else 0.0, row["trial"])
+
+    rows.sort(key=rank)
+    return pd.DataFrame(rows).reset_index(drop=True)
