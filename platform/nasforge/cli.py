@@ -114,6 +114,7 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
     print(f"open the UI: {result.ui_command}", file=file)
     print(f"  then this search: {result.ui_url()}", file=file)
+    print(f"  its experiment:   {result.experiment_url()}", file=file)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -208,10 +209,32 @@ def cmd_ui(args: argparse.Namespace) -> int:
     mlflow = shutil.which("mlflow") or None
     command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + [
         "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (Ctrl-C stops it)", file=sys.stderr)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri} at {base}  (Ctrl-C stops it)", file=sys.stderr)
+    latest = _latest_search_link(uri, base)
+    if latest:
+        print(f"  the latest search: {latest}", file=sys.stderr)
     sys.stderr.flush()
     os.execv(command[0], command)  # the UI replaces this process, so signals reach it directly
     return 0
+
+
+def _latest_search_link(uri: str, base: str) -> str | None:
+    """The UI link of the store's latest search (None when it has none or cannot be read)."""
+    try:
+        from mlflow import MlflowClient
+
+        from nasforge.results.load import list_searches
+
+        runs = list_searches(MlflowClient(uri), limit=1)
+    except Exception:  # noqa: BLE001 - a fresh or foreign store: the UI opens anyway
+        return None
+    if not runs:
+        return None
+    from nasforge.stores.mlflow_runs import ui_link
+
+    run = runs[0]
+    return ui_link(base, run.info.experiment_id, run.info.run_id)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

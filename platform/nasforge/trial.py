@@ -19,10 +19,10 @@ from nasforge.data.tasks import load_task
 from nasforge.errors import TrialPruned
 from nasforge.family import Reporter
 from nasforge.interrupts import store_write
-from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialOutcome
+from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialOutcome, run_name
 from nasforge.plugins import get_registry
 from nasforge.spec.space import Objective, flatten
-from nasforge.stores.mlflow_runs import Tracker
+from nasforge.stores.mlflow_runs import RUN_NAME_TAG, Tracker, curve_key
 from nasforge.stores.weights import save_weights
 
 
@@ -96,7 +96,7 @@ class TrialReporter(Reporter):
         self.last_step = 0
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.tracker.log(self.run_id, metrics=metrics, step=step)
+        self.tracker.log(self.run_id, metrics={curve_key(k): v for k, v in metrics.items()}, step=step)
         self.last_step = max(self.last_step, int(step))
         value = metrics.get(self.objective) if self.objective else None
         if value is not None and math.isfinite(value) and self.feedback.should_prune(int(step), float(value)):
@@ -152,7 +152,7 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     }
     started = time.perf_counter()
     if run_id is None:
-        run_id = tracker.start_run(name=f"trial-{number}", tags=tags, params=flatten(params),
+        run_id = tracker.start_run(name=run_name(number, context.strategy), tags=tags, params=flatten(params),
                                    parent_run_id=context.parent_run_id)
     else:
         tracker.reopen(run_id)
@@ -191,7 +191,8 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
     if _closed_by_a_resume(tracker, run_id):
         return outcome
     tracker.end_run(run_id, MLFLOW_STATUS[outcome.status],
-                    tags={"status_reason": outcome.reason or "finished", "nasforge_status": outcome.status})
+                    tags={"status_reason": outcome.reason or "finished", "nasforge_status": outcome.status,
+                          RUN_NAME_TAG: run_name(number, context.strategy, outcome)})
     return outcome
 
 

@@ -96,7 +96,8 @@ def test_ray_run_tree_has_the_local_structure(ray_local, stores, toy_module):
     # per-epoch curves with the epoch as step, the weights saved by the worker, the best model rebuilt
     client = MlflowClient(uri)
     run_id = remote.best_trial.user_attrs["mlflow_run_id"]
-    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2, 3, 3]
+    assert [m.step for m in client.get_metric_history(run_id, "curve/val_loss")] == [1, 2, 3]   # one point per epoch
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [3]            # the trial's result
     assert remote.test_metrics["test_accuracy"] == pytest.approx(local.test_metrics["test_accuracy"], abs=1e-4)
 
 
@@ -130,7 +131,7 @@ def test_scheduler_stops_trials_which_become_pruned_with_killed_runs(asha_search
             assert step < ASHA_BUDGET and max(trial.intermediate_values) == step
             assert run["status"] == "KILLED" and run["tags.status_reason"] == reason
             assert run["tags.nasforge_status"] == "pruned"
-            assert [m.step for m in client.get_metric_history(run["run_id"], "val_accuracy")][-1] == step
+            assert [m.step for m in client.get_metric_history(run["run_id"], "curve/val_accuracy")][-1] == step
         elif trial.state.name == "COMPLETE":
             assert sorted(trial.intermediate_values) == list(range(1, ASHA_BUDGET + 1))
             assert run["status"] == "FINISHED" and trial.user_attrs["metrics"]["val_accuracy"] == trial.values[0]

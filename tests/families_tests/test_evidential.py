@@ -362,7 +362,7 @@ def test_searches_nsga2_on_accuracy_and_ood_auroc_and_cubic_figure(store) -> Non
     client = MlflowClient(store["tracking_uri"])
     run_id = cubic.completed_trials[0].user_attrs["mlflow_run_id"]
     assert "evidential_regression.png" in [f.path for f in client.list_artifacts(run_id)]
-    assert [m.step for m in client.get_metric_history(run_id, "val_ood_auroc")][:2] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run_id, "curve/val_ood_auroc")][:2] == [1, 2]
 
 
 # -- the family contract on both modes (test_contract.py picks one task per family) ------------

@@ -228,8 +228,9 @@ def test_search_end_to_end(store) -> None:
     assert len(children) == 2 and set(children["status"]) == {"FINISHED"}
     client = MlflowClient(store["tracking_uri"])
     run_id = result.best_trial.user_attrs["mlflow_run_id"]
-    steps = [m.step for m in client.get_metric_history(run_id, "eval_return")]
-    assert steps == [150 * k for k in range(1, 11)] + [1500]     # step = env steps; then the final value
+    steps = [m.step for m in client.get_metric_history(run_id, "curve/eval_return")]
+    assert steps == [150 * k for k in range(1, 11)]              # step = env steps
+    assert [m.step for m in client.get_metric_history(run_id, "eval_return")] == [1500]   # the result
     assert "learning_curve.png" in [a.path for a in client.list_artifacts(run_id)]
 
     agent = result.best_model()                                  # the saved state_dict, rebuilt

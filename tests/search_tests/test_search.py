@@ -53,16 +53,28 @@ def test_run_tree_has_a_parent_and_one_child_per_trial(mlp_search):
         assert child["metrics.n_params"] > 0
 
 
-def test_per_epoch_metrics_use_the_epoch_as_step(mlp_search):
+def test_per_epoch_curves_are_pure_and_the_metric_holds_the_trial_result(mlp_search):
     result, store = mlp_search
     client = MlflowClient(store["tracking_uri"])
-    run_id = result.best_trial.user_attrs["mlflow_run_id"]
-    history = client.get_metric_history(run_id, "train_loss")
-    steps = [m.step for m in history]
-    epochs = int(result.best_trial.user_attrs["metrics"]["epochs_trained"])
-    # one point per epoch, then the trial's final value (best weights restored) at the last step
-    assert steps == list(range(1, epochs + 1)) + [epochs]
+    best = result.best_trial
+    run_id = best.user_attrs["mlflow_run_id"]
+    history = client.get_metric_history(run_id, "curve/train_loss")
+    epochs = int(best.user_attrs["metrics"]["epochs_trained"])
+    assert [m.step for m in history] == list(range(1, epochs + 1))   # one point per epoch, no jump at the end
     assert history[-1].value < history[0].value  # it learned
+    # the metric's own name: the trial's result (best weights restored), what Optuna and trials.csv hold
+    result_points = client.get_metric_history(run_id, "val_accuracy")
+    assert [p.value for p in result_points] == [best.value]
+    curve = client.get_metric_history(run_id, "curve/val_accuracy")
+    assert max(p.value for p in curve) == pytest.approx(best.value)
+    run = client.get_run(run_id)
+    assert run.info.run_name == f"trial-{best.number} {best.value:.4g} random"      # a name that says it
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.metrics["val_accuracy"] == best.value               # the parent's row is not "-"
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    plugins = parent.data.tags["plugins"].split(", ")
+    assert len(plugins) == len(set(plugins))
 
 
 def test_best_model_is_trained_and_logged_as_a_pytorch_network_and_a_served_model(mlp_search):

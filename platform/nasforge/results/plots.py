@@ -75,7 +75,7 @@ def _log_summary_plots(result, tracker) -> list[str]:
 
 # -- helpers ---------------------------------------------------------------------------
 def _figure(n_panels: int = 1, *, width: float = 6.4, height: float = 4.0, sharex: bool = False,
-            left: float = 0.9, bottom: float = 0.55):
+            left: float = 0.9, bottom: float = 0.55, right: float = 0.25):
     """A figure on the Agg canvas with ``n_panels`` stacked axes; margins in inches (fixed margins:
     matplotlib's constrained layout doubled the drawing time)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -84,7 +84,7 @@ def _figure(n_panels: int = 1, *, width: float = 6.4, height: float = 4.0, share
     total = height * n_panels
     figure = Figure(figsize=(width, total))
     FigureCanvasAgg(figure)
-    figure.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=bottom / total,
+    figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / total,
                            top=1 - 0.35 / total, hspace=0.3)
     axes = figure.subplots(n_panels, 1, sharex=sharex, squeeze=False)[:, 0]
     return figure, list(axes)
@@ -109,7 +109,9 @@ def optimization_history(result):
 
     trials = _completed(result)
     objectives = result.spec.objectives
-    figure, axes = _figure(len(objectives), height=3.2 if len(objectives) > 1 else 4.0, sharex=True)
+    # the legend sits in a right margin of its own, so it never covers a point
+    figure, axes = _figure(len(objectives), width=8.6, right=2.2, height=3.2 if len(objectives) > 1 else 4.0,
+                           sharex=True)
     strategies = list(getattr(result.spec, "strategies", ()) or ())
     if len(strategies) > 1:
         groups = [(name, [t for t in trials if t.user_attrs.get("strategy", strategies[0]) == name])
@@ -132,7 +134,7 @@ def optimization_history(result):
                     label=f"best so far ({name})" if name else "best so far")
         ax.set_ylabel(_label(obj))
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="best", fontsize="small")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
     axes[-1].set_xlabel("trial")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title(f"optimization history: {result.study.study_name}", fontsize="medium")

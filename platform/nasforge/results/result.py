@@ -9,6 +9,7 @@ from nasforge.plugins import get_registry
 from nasforge.results.by_strategy import by_strategy
 from nasforge.results.models import model_task, rebuild_model
 from nasforge.results.predictor import Predictor
+from nasforge.stores.mlflow_runs import ui_link
 from nasforge.spec.arguments import SearchSpec
 
 
@@ -156,8 +157,12 @@ class SearchResult:
         return f"nasforge ui --tracking-uri {self.spec.tracking_uri}"
 
     def ui_url(self, base: str = "http://127.0.0.1:5000") -> str:
-        """This search's parent run in the MLflow UI that :attr:`ui_command` starts."""
-        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.parent_run_id}"
+        """This search's parent run in the MLflow UI that :attr:`ui_command` starts (``base``: its address)."""
+        return ui_link(base, self.experiment_id, self.parent_run_id)
+
+    def experiment_url(self, base: str = "http://127.0.0.1:5000") -> str:
+        """The search's experiment in the MLflow UI: its runs table."""
+        return ui_link(base, self.experiment_id)
 
     def __repr__(self) -> str:
         n = len(self.trials)

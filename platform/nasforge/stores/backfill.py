@@ -8,9 +8,9 @@ lost: those trials' runs carry ``nasforge_weights=missing``.
 
 from __future__ import annotations
 
-from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED
+from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, run_name
 from nasforge.spec.space import flatten
-from nasforge.stores.mlflow_runs import Tracker
+from nasforge.stores.mlflow_runs import Tracker, curve_key
 
 BACKFILL_ATTR = "mlflow_backfilled"   # study attribute: trial number -> back-filled run id
 
@@ -38,7 +38,7 @@ def backfill_runs(spec, study, tracker: Tracker, parent_run_id: str) -> int:
             if run is None or run.info.status != "RUNNING":
                 continue  # logged in full (or from another store)
             # the store failed during this trial: close its run the way the trial ended
-            history = tracker.client.get_metric_history(run_id, spec.objectives[0].metric)
+            history = tracker.client.get_metric_history(run_id, curve_key(spec.objectives[0].metric))
             tracker.log(run_id, metrics=metrics, step=max((m.step for m in history), default=0))
             tracker.end_run(run_id, MLFLOW_STATUS[status], tags=closing)
         else:
@@ -46,7 +46,7 @@ def backfill_runs(spec, study, tracker: Tracker, parent_run_id: str) -> int:
                     "trial_number": trial.number, "search_seed": spec.seed, "backend": spec.backend,
                     "study": study.study_name, "nasforge_weights": "missing", **spec.tags}
             params = flatten(spec.space.config_from_flat(trial.params))
-            run_id = tracker.start_run(name=f"trial-{trial.number}", tags=tags, params=params,
+            run_id = tracker.start_run(name=run_name(trial.number, tags["strategy"]), tags=tags, params=params,
                                        parent_run_id=parent_run_id)
             tracker.log(run_id, metrics=metrics)
             tracker.end_run(run_id, MLFLOW_STATUS[status], tags=closing)

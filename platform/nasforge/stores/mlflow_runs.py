@@ -16,7 +16,18 @@ from nasforge.interrupts import store_write
 
 MAX_PARAMS, MAX_TAGS, MAX_METRICS = 100, 100, 1000
 PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
+RUN_NAME_TAG = "mlflow.runName"            # set in a batch, it renames the run
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"   # MLflow 3's UI then opens an experiment on its runs table
+CURVE_PREFIX = "curve/"
+
+
+def curve_key(metric: str) -> str:
+    """The per-step curve of ``metric`` in a trial run (``curve/val_accuracy``, one point per epoch).
+
+    The metric's own name holds the trial's result (after early stopping restored the best
+    weights): the runs table shows it, and the curve never jumps at its end."""
+    return CURVE_PREFIX + metric
 
 
 def default_tracking_uri() -> str:
@@ -35,6 +46,17 @@ def absolute_tracking_uri(uri: str) -> str:
     if "://" not in uri and not uri.startswith("databricks"):
         raise ValueError(f"tracking URI {uri!r} is not a URI; use e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
     return uri
+
+
+def ui_link(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link into the MLflow UI at ``base``: an experiment's runs table, or one run.
+
+    MLflow 3's UI opens an experiment on its GenAI overview unless the link asks for the
+    model-training view (``workflowType=machine_learning``); the experiment's kind tag is read
+    only where that switch is off.
+    """
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
 def quiet_mlflow() -> None:
@@ -83,7 +105,10 @@ class Tracker:
         if found is not None and found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         experiment_id = found.experiment_id if found else client.create_experiment(
-            experiment, artifact_location=_artifact_location(tracking_uri, experiment))
+            experiment, artifact_location=_artifact_location(tracking_uri, experiment),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        if found is not None and EXPERIMENT_KIND_TAG not in found.tags:   # made by an older nasforge
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
 
     # -- runs ------------------------------------------------------------------------

@@ -25,8 +25,8 @@ def open_parent_run(spec: "SearchSpec", study, tracker: Tracker) -> str:
             "backend": spec.backend, "study": study.study_name, "plugin": plugin,
             "plugin_version": plugin_version, "nasforge_role": "search",
             **({"strategies": ",".join(spec.strategies)} if spec.side_by_side else {}),
-            "plugins": ", ".join(f"{i.distribution}=={i.version}" for i in registry.plugin_infos()
-                                 if i.distribution != "(registered at run time)"),
+            "plugins": ", ".join(dict.fromkeys(f"{i.distribution}=={i.version}" for i in registry.plugin_infos()
+                                               if i.distribution != "(registered at run time)")),
             **spec.tags}
     orphan = orphan_parent_run(spec, study, tracker) if spec.resume else None
     if orphan is not None:  # a killed process created it, then died before the study recorded it
