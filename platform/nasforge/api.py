@@ -20,11 +20,11 @@ def search(
     kind: str | None = None,
     data_options: Mapping[str, Any] | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
-    strategy: str | Sequence[str] = "tpe",
+    strategy: str | Sequence[str] | None = None,
     pruner: str | None = None,
     objective: Any = None,
     budget: Mapping[str, int] | int | None = None,
-    trials: int = 20,
+    trials: int | None = None,
     seed: int = 0,
     timeout: float | None = None,
     n_jobs: int = 1,
@@ -66,7 +66,7 @@ def search(
             ``memory_limit_mb``, ``num_workers``, ``name``, ``image_size``, ``cache_dir``.
         space: a shipped space name, a YAML path, a dict or a :class:`SearchSpace`;
             defaults to the family's own space.
-        strategy: ``random``, ``tpe``, ``cmaes``, ``gp``, ``grid``, ``bruteforce``, ``qmc``,
+        strategy: ``random``, ``tpe`` (default; with ``resume=True``, the study's), ``cmaes``, ``gp``, ``grid``, ``bruteforce``, ``qmc``,
             ``nsga2``, ``evolution``, ``controller`` or a plugin's strategy; a list of them
             (``["controller", "tpe", "random"]``) runs them side by side on the same workers,
             sharing ``trials`` (the first ones get the remainder), each trial tagged with its
@@ -76,7 +76,8 @@ def search(
         objective: a metric name, ``{"metric": ..., "direction": ...}`` or a list of them
             (several objectives make a multi-objective search). Defaults to the family's.
         budget: the maximum fidelity per trial (``{"epochs": 20}`` or just ``20``).
-        trials: how many finished trials to reach (resumed searches count earlier ones).
+        trials: how many finished trials to reach (resumed searches count earlier ones); default 20,
+            and with ``resume=True`` the study's own target.
         seed: seeds the sampler, the task splits and every trial's model.
         n_jobs: trials run at once by the local executor (threads).
         backend: ``"local"`` (this process) or ``"ray"`` (Ray Tune on this machine or a cluster;
@@ -94,7 +95,8 @@ def search(
         storage: Optuna storage URL; default ``sqlite:///<run_dir>/optuna.db``.
         study_name: default ``"<family>-<task>-<timestamp>"``; with ``resume=True`` and no
             name, the latest study of this family and task is continued.
-        resume: continue an interrupted study to ``trials`` without repeating finished ones.
+        resume: continue an interrupted study to ``trials`` without repeating finished ones; left out,
+            ``trials`` and ``strategy`` are the study's own.
         save_models: save each trial's weights (needed for ``best_model()``).
         plots: log the summary plots (history, importances, ...) on the parent run at the end.
         progress: show a progress bar.

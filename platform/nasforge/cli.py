@@ -63,7 +63,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = search(
         args.family, task=args.task, data=_data(args), target=args.target, kind=args.kind,
         data_options=_options(args.data_option, "--data-option") or None, space=args.space, pruner=args.pruner,
-        strategy=args.strategy[0] if len(args.strategy) == 1 else args.strategy,
+        strategy=args.strategy[0] if args.strategy and len(args.strategy) == 1 else args.strategy,
         objective=objective, budget=args.budget, trials=args.trials, seed=args.seed, timeout=args.timeout,
         n_jobs=args.n_jobs, tracking_uri=args.tracking_uri, experiment=args.experiment,
         storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir, plots=not args.no_plots,
@@ -290,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="val, test, stream, memory_limit_mb, num_workers, name, image_size (repeatable)")
     s.add_argument("--space", help="shipped space name or YAML path (default: the family's own)")
-    s.add_argument("--strategy", nargs="+", default=["tpe"], metavar="NAME",
-                   help="random, tpe, cmaes, gp, grid, bruteforce, qmc, nsga2, evolution, controller; several "
-                        "(--strategy controller tpe random) run side by side, sharing --trials and the workers")
+    s.add_argument("--strategy", nargs="+", default=None, metavar="NAME",
+                   help="random, tpe (default), cmaes, gp, grid, bruteforce, qmc, nsga2, evolution, controller; several "
+                        "(--strategy controller tpe random) run side by side, sharing --trials and the workers; "
+                        "with --resume, default: the study's")
     s.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="sampler option (repeatable); with several strategies NAME.KEY=VALUE")
     s.add_argument("--pruner", default=None, help="none, median, percentile, sha, hyperband")
@@ -301,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric to optimize (repeat for a multi-objective search)")
     s.add_argument("--direction", action="append", choices=("maximize", "minimize"),
                    help="one per --objective (default: the family's direction for the metric)")
-    s.add_argument("--trials", type=int, default=20)
+    s.add_argument("--trials", type=int, default=None, help="finished trials to reach (default 20; with --resume: "
+                   "the study's target)")
     s.add_argument("--budget", type=int, default=None, help="max epochs (or the family's unit) per trial")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")

@@ -59,6 +59,11 @@ class SearchResult:
         return self.study.best_trials if self.spec.multi_objective else [self.study.best_trial]
 
     @property
+    def pareto_front(self) -> list:
+        """The trials no other trial beats on every objective (for one objective: the best trial)."""
+        return self.best_trials
+
+    @property
     def best_trial(self):
         """The best trial; for several objectives, the Pareto trial best on the first one."""
         front = self.best_trials

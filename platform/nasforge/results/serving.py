@@ -16,6 +16,7 @@ import tempfile
 import warnings
 from typing import Any
 
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from nasforge.data.tasks import task_from_description
@@ -42,7 +43,8 @@ class NasforgeModel(PythonModel):
         weights = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.predictor = build_predictor(described, weights)
 
-    def predict(self, context, model_input, params=None):
+    # A hint MLflow infers no schema from: the logged signature checks the inputs (arrays come in too).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         return self.predictor.predict(model_input)
 
 

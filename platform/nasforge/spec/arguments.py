@@ -19,11 +19,13 @@ from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
 from nasforge.spec.space import Objective, SearchSpace, parse_objectives
 from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri
+from nasforge.stores.study import resumable_study, stored_strategies
 from nasforge.strategies.build import make_pruner, make_sampler
 from nasforge.strategies.shares import split_trials
 
 # Metrics every trial reports on top of the family's own.
 COMMON_METRICS = {"n_params": "minimize", "train_time_s": "minimize"}
+DEFAULT_TRIALS, DEFAULT_STRATEGY = 20, "tpe"   # a new search's; resume=True takes the study's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,11 +170,11 @@ def build_spec(
     kind: str | None = None,
     data_options: Mapping[str, Any] | None = None,
     space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
-    strategy: str | Sequence[str] = "tpe",
+    strategy: str | Sequence[str] | None = None,
     pruner: str | None = None,
     objective: Any = None,
     budget: Mapping[str, int] | int | None = None,
-    trials: int = 20,
+    trials: int | None = None,
     seed: int = 0,
     timeout: float | None = None,
     n_jobs: int = 1,
@@ -205,7 +207,7 @@ def build_spec(
     """
     registry = registry or get_registry()
     check_argument_types(locals())
-    check_counts(trials=trials, seed=seed, n_jobs=n_jobs, timeout=timeout)
+    check_counts(trials=DEFAULT_TRIALS if trials is None else trials, seed=seed, n_jobs=n_jobs, timeout=timeout)
     check_backend(backend)
     fam = check_family(family, registry)
     user_data = check_data(data, task=task, target=target, kind=kind, options=data_options, fam=fam, seed=seed,
@@ -216,6 +218,11 @@ def build_spec(
         loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
     else:
         task, loaded_task = user_data.name, user_data.task
+    check_study_name(study_name)
+    tracking, storage = check_stores(tracking_uri, storage, run_dir)
+    experiment = experiment or f"{family}-{task}"
+    trials, strategy = check_resume_defaults(resume, trials=trials, strategy=strategy, storage=storage,
+                                             study_name=study_name, family=family, task=task, experiment=experiment)
     check_task_data(loaded_task)
     fam.check_space(space_obj, loaded_task)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
@@ -229,14 +236,11 @@ def build_spec(
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
         scheduler_options=scheduler_options, max_failures=max_failures, family=fam, space=space_obj,
         strategies=strategies)
-    check_study_name(study_name)
-    tracking, storage = check_stores(tracking_uri, storage, run_dir)
-
     spec = SearchSpec(
         family=family, task=task, space=space_obj, strategy=",".join(strategies), strategies=strategies,
         pruner=pruner, objectives=objectives, budget=budget_dict, budget_unit=fam.budget_unit, trials=trials,
         seed=seed, timeout=timeout, n_jobs=n_jobs, backend=backend, tracking_uri=tracking,
-        experiment=experiment or f"{family}-{task}", storage=storage, study_name=study_name,
+        experiment=experiment, storage=storage, study_name=study_name,
         resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
         strategy_options=strategy_options,
         pruner_options=dict(pruner_options or {}),
@@ -247,6 +251,24 @@ def build_spec(
     make_sampler(spec, registry=registry)
     make_pruner(spec, registry=registry)
     return spec
+
+
+def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, storage: str, study_name: str | None,
+                          family: str, task: str, experiment: str) -> tuple[int, Any]:
+    """``trials`` and ``strategy`` where left out: a new search's defaults (20, tpe), or with
+    ``resume=True`` those of the study it continues (its target, its strategies), read from the storage."""
+    if not resume:
+        return (DEFAULT_TRIALS if trials is None else trials), (DEFAULT_STRATEGY if strategy is None else strategy)
+    if trials is not None and strategy is not None:
+        return trials, strategy
+    stored = resumable_study(storage=storage, study_name=study_name, family=family, task=task,
+                             experiment=experiment).user_attrs
+    if trials is None:
+        trials = int(stored.get("trials", DEFAULT_TRIALS))   # studies from before 0.2 did not record it
+    if strategy is None:
+        strategy = stored_strategies(stored)
+        strategy = strategy[0] if len(strategy) == 1 else strategy
+    return trials, strategy
 
 
 def check_counts(*, trials: Any, seed: Any, n_jobs: Any, timeout: Any) -> None:

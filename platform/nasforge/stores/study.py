@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nasforge.errors import SpecError
@@ -25,12 +26,8 @@ def open_study(spec: "SearchSpec"):
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     name = spec.study_name
     if name is None and spec.resume:
-        mine = [s for s in existing.values()
-                if all(s.user_attrs.get(k) == getattr(spec, k) for k in ("family", "task", "experiment"))
-                and s.user_attrs.get("strategies") == side_by_side_attr(spec)]
-        if not mine:
-            raise SpecError(f"nothing to resume: no {spec.family}/{spec.task} study in {spec.storage}")
-        name = max(mine, key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id)).study_name
+        name = latest_study(existing.values(), family=spec.family, task=spec.task, experiment=spec.experiment,
+                            storage=spec.storage).study_name
     elif name is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = base = f"{spec.family}-{spec.task}-{stamp}"
@@ -49,9 +46,8 @@ def open_study(spec: "SearchSpec"):
                 raise SpecError(f"study {name!r} is a {attrs.get('family')}/{attrs.get('task')} search; "
                                 f"cannot resume it as {spec.family}/{spec.task}")
         if attrs.get("strategies") != side_by_side_attr(spec):
-            ran = ", ".join(attrs.get("strategies") or [str(attrs.get("strategy"))])
-            raise SpecError(f"study {name!r} ran strategy {ran}; resume it with the same strategy list, "
-                            f"not {', '.join(spec.strategies)}")
+            raise SpecError(f"study {name!r} ran strategy {', '.join(stored_strategies(attrs))}; resume it with "
+                            f"the same strategy list (or leave strategy out), not {', '.join(spec.strategies)}")
         check_same_data(name, attrs.get("data_digest"), spec.data_digest)
         directions = [d.name.lower() for d in existing[name].directions]
         if directions != spec.directions:
@@ -64,6 +60,8 @@ def open_study(spec: "SearchSpec"):
         # and sample the same configurations again. Samplers whose draws are keyed by trial number
         # (evolution, controller) or kept in the storage (QMC) are unchanged by this.
         study.sampler.reseed_rng()
+    if study.user_attrs.get("trials") != spec.trials:
+        study.set_user_attr("trials", spec.trials)   # the target: resume=True without trials continues to it
     if "family" not in study.user_attrs:
         for key in STUDY_ATTRS:
             study.set_user_attr(key, getattr(spec, key))
@@ -76,6 +74,40 @@ def open_study(spec: "SearchSpec"):
             study.set_user_attr("data", {"origin": spec.data.origin, "source": spec.data.source,
                                          "target": spec.data.target, "kind": spec.data.kind})
     return study
+
+
+def latest_study(summaries, *, family: str, task: str, experiment: str, storage: str):
+    """The latest study of this family, task and experiment (what ``resume=True`` without a study
+    name continues), or a :class:`SpecError` naming the studies the storage holds."""
+    mine = [s for s in summaries
+            if (s.user_attrs.get("family"), s.user_attrs.get("task"), s.user_attrs.get("experiment"))
+            == (family, task, experiment)]
+    if not mine:
+        held = ", ".join(sorted(s.study_name for s in summaries if not s.study_name.startswith("nasforge-preflight")))
+        raise SpecError(f"nothing to resume: no {family}/{task} study (experiment {experiment!r}) in {storage}; "
+                        f"it holds: {held or '(no study)'}")
+    return max(mine, key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id))
+
+
+def resumable_study(*, storage: str, study_name: str | None, family: str, task: str, experiment: str):
+    """The summary of the study ``resume=True`` would continue, read without writing anything."""
+    import optuna
+
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        raise SpecError(f"nothing to resume: the Optuna storage {storage} does not exist")
+    summaries = optuna.get_all_study_summaries(optuna_storage(storage), include_best_trial=False)
+    if study_name is None:
+        return latest_study(summaries, family=family, task=task, experiment=experiment, storage=storage)
+    for summary in summaries:
+        if summary.study_name == study_name:
+            return summary
+    raise SpecError(f"nothing to resume: no study {study_name!r} in {storage}; it holds: "
+                    f"{', '.join(sorted(s.study_name for s in summaries)) or '(no study)'}")
+
+
+def stored_strategies(attrs) -> list[str]:
+    """The strategy list a study ran (its ``strategies`` attribute, or its one ``strategy``)."""
+    return list(attrs.get("strategies") or [str(attrs.get("strategy"))])
 
 
 def check_same_data(study_name: str, stored: str | None, given: str | None) -> None:
@@ -96,8 +128,6 @@ def optuna_storage(url: str):
     import optuna
 
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return url

@@ -1,0 +1,105 @@
+"""The served model over HTTP, and reopening searches that did not finish or ran on Ray."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nasforge
+from conftest import CTRL_C_REACHES_PYTHON, completed_trials, local_ray
+from results_tests.test_results import SPACE, _wine
+from toy_family import SLOW_TOY_SPACE
+
+TESTS = Path(__file__).parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_models_serve_answers_raw_rows_as_result_predict_does(tmp_path):
+    store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
+    wine = _wine()
+    result = nasforge.search("mlp", data=wine, target="label", space=SPACE, trials=1, budget=25, seed=0, plots=False,
+                             **store)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", result.model_uri,
+                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                              # as in an activated venv: MLflow starts the venv's uvicorn by name
+                              env={**os.environ, "MLFLOW_TRACKING_URI": store["tracking_uri"],
+                                   "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                if urllib.request.urlopen(f"{base}/ping", timeout=2).status == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow models serve did not answer in 180 s"
+                time.sleep(0.5)
+        rows = wine.drop(columns=["label"]).iloc[::9].copy()
+        rows.loc[rows.index[0], "hue"] = None                      # a missing value, filled as in training
+        body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(f"{base}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    with pytest.warns(UserWarning, match="missing values in hue"):
+        expected = result.predict(rows)
+    assert answer["predictions"] == list(expected)
+    assert set(expected) <= {"barolo", "grignolino", "barbera"}
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import nasforge
+    from toy_family import ToyPlugin, SLOW_TOY_SPACE
+    nasforge.register(ToyPlugin(), name="toy-plugin")
+    nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="random", trials=30, budget=20, seed=0,
+                    study_name="cut-short", tracking_uri={uri!r}, storage={storage!r})
+""")
+
+
+def test_an_interrupted_search_loads_with_what_finished(store, toy):
+    script = CTRL_C_REACHES_PYTHON + SCRIPT.format(tests=str(TESTS), uri=store["tracking_uri"],
+                                                   storage=store["storage"])
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while completed_trials(store["storage"], "cut-short") < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    done = completed_trials(store["storage"], "cut-short")
+    loaded = nasforge.load("cut-short", tracking_uri=store["tracking_uri"])
+    assert 2 <= len(loaded.completed_trials) == done < 30
+    assert loaded.best_value == max(t.value for t in loaded.completed_trials)
+    assert loaded.best_model() is not None and len(loaded.leaderboard()) >= done
+    assert loaded.test_metrics == {}                            # it never reached its end
+
+
+def test_a_ray_search_loads_like_a_local_one(store):
+    with local_ray():
+        result = nasforge.search("mlp", data=(np.random.default_rng(0).normal(size=(120, 4)),
+                                              np.arange(120) % 2), space=SPACE, trials=2, budget=2, seed=0,
+                                 plots=False, backend="ray", **store)
+    loaded = nasforge.load(run_id=result.parent_run_id, tracking_uri=store["tracking_uri"])
+    assert loaded.spec.backend == "ray" and loaded.best_params == result.best_params
+    assert list(loaded.predict(np.zeros((3, 4)))) == list(result.predict(np.zeros((3, 4))))
