@@ -211,7 +211,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
     base = f"http://{args.host}:{args.port}"
     print(f"MLflow UI for {uri} at {base}  (Ctrl-C stops it)", file=sys.stderr)
-    latest = _latest_search_link(uri, base)
+    latest = latest_search_link(uri, base)
     if latest:
         print(f"  the latest search: {latest}", file=sys.stderr)
     sys.stderr.flush()
@@ -219,7 +219,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latest_search_link(uri: str, base: str) -> str | None:
+def latest_search_link(uri: str, base: str) -> str | None:
     """The UI link of the store's latest search (None when it has none or cannot be read)."""
     try:
         from mlflow import MlflowClient

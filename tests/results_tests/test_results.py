@@ -183,3 +183,12 @@ def test_show_and_list_from_the_cli(wine_search):
                               store["tracking_uri"]], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("nasforge: error: no MLflow run 'nope'")
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_the_ui_command_links_the_latest_search_at_its_own_port(wine_search):
+    from nasforge import cli
+
+    result, store, _ = wine_search
+    link = cli.latest_search_link(store["tracking_uri"], "http://127.0.0.1:8123")
+    assert link == result.ui_url("http://127.0.0.1:8123")
+    assert link.startswith("http://127.0.0.1:8123/#/experiments/") and "workflowType=machine_learning" in link
