@@ -63,7 +63,7 @@ def test_pbt_exploits_copy_checkpoints_and_mlflow_shows_them(ray_local, tmp_path
         lr_history = client.get_metric_history(run_id, "pbt.lr")
         assert lr_history and lr_history[-1].value == pytest.approx(json.loads(run["tags.pbt_params"])["lr"])
         # The run's epochs: its own, then on from the donor's checkpoint (the restored step).
-        steps = [m.step for m in client.get_metric_history(run_id, "val_accuracy")]
+        steps = [m.step for m in client.get_metric_history(run_id, "curve/val_accuracy")]
         restored = int(run["tags.pbt_restored_step"])
         assert restored + 1 in steps and max(steps) == 8
 
