@@ -90,6 +90,8 @@ def connect(*, address: str | None, runtime_env: Mapping[str, Any] | None = None
         with ray_env({"RAY_gcs_server_port_wait_time_s": str(CONNECT_RETRY_S)}):
             ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     except Exception as exc:  # noqa: BLE001 - whatever ray.init raises, say what it means
+        if ray.is_initialized():   # connected, then failed (e.g. uploading the runtime_env)
+            ray.shutdown()
         raise explain(exc, shown=shown) from None
     return Connection(address=address, owned=True, local=False)
 
