@@ -302,7 +302,7 @@ def main(argv=None) -> int:
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other processes share them)", flush=True)
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     print(f"ray.init: {time.perf_counter() - started:.1f} s", flush=True)
     stamps = Stamps()
     nasforge.register(BenchPlugin(), name="bench-plugin")

@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     print(f"driver: {torch.cuda.device_count()} GPU(s), GPU 0 = {torch.cuda.get_device_name(0)}, "
           f"{torch.cuda.get_device_properties(0).total_memory / MB:.0f} MiB")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_gpus=1, include_dashboard=False, logging_level=logging.WARNING)   # one GPU: all trials share it
+    ray.init(address="local", num_gpus=1, include_dashboard=False, logging_level=logging.WARNING)   # one GPU: all trials share it
     nasforge.register(ProbePlugin(), name="gpu-probe")
     # the MLP's own space, minus its "family: mlp" line (the probe is a family of its own name)
     space = {k: v for k, v in dict(nasforge.SearchSpace.load("mlp").raw).items() if k != "family"}

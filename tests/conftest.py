@@ -46,14 +46,21 @@ def toy():
 
 @contextlib.contextmanager
 def local_ray():
-    """A throwaway local Ray (2 CPUs, no dashboard, no auth token file in $HOME); yields its address."""
+    """A throwaway local Ray (2 CPUs, no dashboard, no auth token file in $HOME); yields its address.
+
+    ``address="local"``: a plain ``ray.init()`` would join whatever cluster ``ray start`` last
+    started on this machine (another test run's, another user's).
+    """
     import logging
 
     import ray
 
+    from nasforge.executors.ray_connect import refresh_auth_settings
+
     saved = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    refresh_auth_settings()   # Ray caches the auth mode per process: an earlier test may have set "token"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -47,6 +47,7 @@ def search(
     scheduler: str = "none",
     scheduler_options: Mapping[str, Any] | None = None,
     max_failures: int = 2,
+    runtime_env: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> SearchResult:
     """Search ``family``'s space on ``task`` and return the best trial(s) and model.
@@ -83,13 +84,16 @@ def search(
         backend: ``"local"`` (this process) or ``"ray"`` (Ray Tune on this machine or a cluster;
             the options below apply to it only, see docs/ray.md).
         address: Ray cluster to join (``"auto"`` or ``"host:port"``); default: the Ray this
-            process already runs, else a new local one.
+            process already runs, else ``$RAY_ADDRESS``, else a new local one (never a cluster
+            ``ray start`` left running here: pass ``"auto"`` for that).
         cpus_per_trial, gpus_per_trial: resources of one trial (``gpus_per_trial=0.25`` packs
             four trials on one GPU).
         max_concurrent: trials at once; default: as many as the cluster's resources fit.
         scheduler: early stopping on Ray: ``none``, ``asha``, ``hyperband`` (asynchronous),
             ``median``; ``scheduler_options`` tunes it (e.g. ``{"reduction_factor": 2}``).
         max_failures: retries of a trial whose worker process died.
+        runtime_env: Ray's runtime_env for the search (every trial and the pre-flight), e.g.
+            ``{"py_modules": [...]}`` to carry a plugin to nodes that lack it (docs/ray.md).
         tracking_uri: MLflow store; default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
         experiment: MLflow experiment name; default ``"<family>-<task>"``.
         storage: Optuna storage URL; default ``sqlite:///<run_dir>/optuna.db``.
@@ -115,6 +119,6 @@ def search(
         resume=resume, run_dir=run_dir, save_models=save_models, plots=plots, strategy_options=strategy_options,
         pruner_options=pruner_options, tags=tags, address=address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
-        scheduler_options=scheduler_options, max_failures=max_failures,
+        scheduler_options=scheduler_options, max_failures=max_failures, runtime_env=runtime_env,
     )
     return run_search(spec, progress=progress)

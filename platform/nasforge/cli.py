@@ -56,6 +56,26 @@ def _data(args: argparse.Namespace) -> Any:
     return {name: path for name, path in splits.items() if path}
 
 
+def _runtime_env(value: str | None) -> dict[str, Any] | None:
+    """``--runtime-env``: inline JSON, or a JSON/YAML file."""
+    if value is None:
+        return None
+    import yaml
+
+    text, where = value, "--runtime-env"
+    if not value.lstrip().startswith("{"):
+        try:
+            with open(value, encoding="utf-8") as f:
+                text, where = f.read(), f"--runtime-env file {value}"
+        except OSError as exc:
+            raise NasforgeError(f"--runtime-env {value!r}: not inline JSON and not a readable file ({exc.strerror})") \
+                from None
+    try:
+        return yaml.safe_load(text)   # JSON is YAML
+    except yaml.YAMLError as exc:
+        raise NasforgeError(f"{where}: not valid JSON/YAML ({getattr(exc, 'problem', None) or exc})") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from nasforge.api import search
 
@@ -72,6 +92,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, scheduler=args.scheduler,
         scheduler_options=_options(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
+        runtime_env=_runtime_env(args.runtime_env),
     )
     print_summary(result, top=args.top)
     return 0
@@ -317,13 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-plots", action="store_true", help="skip the summary plots logged on the parent run")
     r = s.add_argument_group("backend", "where trials run; the options after --backend apply to --backend ray")
     r.add_argument("--backend", default="local", help="local (this process, default) or ray (Ray Tune)")
-    r.add_argument("--address", default=None, help="Ray cluster to join: auto or host:port (default: a local Ray)")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto or host:port (default: $RAY_ADDRESS, else a new local Ray)")
     r.add_argument("--cpus-per-trial", type=float, default=1.0)
     r.add_argument("--gpus-per-trial", type=float, default=0.0, help="0.25 packs four trials on one GPU")
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what the cluster fits)")
     r.add_argument("--scheduler", default="none", help="Ray early stopping: none, asha, hyperband, median")
     r.add_argument("--scheduler-option", action="append", metavar="KEY=VALUE", help="scheduler option (repeatable)")
     r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died")
+    r.add_argument("--runtime-env", default=None, metavar="JSON|FILE",
+                   help="Ray runtime_env for every trial, e.g. to carry a plugin to the nodes (docs/ray.md)")
     s.add_argument("--top", type=int, default=5, help="rows in the final table")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)

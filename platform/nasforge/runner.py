@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from nasforge.executors.backends import EXECUTORS
+from nasforge.executors.backends import EXECUTORS, executor_session
 from nasforge.interrupts import release_storage_session
 from nasforge.plugins import get_registry
 from nasforge.progress import Monitor
@@ -23,6 +23,11 @@ from nasforge.trial import TrialContext
 
 def run_search(spec: SearchSpec, *, progress: bool = False) -> SearchResult:
     """Create (or resume) the study and the MLflow parent run, run the trials, finish up."""
+    with executor_session(spec):   # Ray: join the cluster and check its nodes before any store is written
+        return _run_search(spec, progress=progress)
+
+
+def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

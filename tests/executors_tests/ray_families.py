@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from dataclasses import dataclass
 
 import nasforge
@@ -54,8 +56,46 @@ class BrittleFamily(ToyFamily):
         return super().fit(model, task, config, budget, reporter)
 
 
+@dataclass(kw_only=True)
+class DoomedConfig(ToyConfig):
+    doom_env: str = ""   # an environment variable only one node's processes have: a trial there kills its raylet
+
+
+class _RayletKiller(_DyingReporter):
+    """Passes reports on; on the node whose processes have ``doom_env``, kills that node's raylet."""
+
+    def report(self, step, metrics):
+        self.reporter.report(step, metrics)
+        if self.marker and os.environ.get(self.marker):
+            kill_own_raylet()
+
+
+def kill_own_raylet() -> None:
+    """SIGKILL the raylet that started this worker (what a lost machine looks like to Ray), then wait to die."""
+    parent = os.getppid()
+    with open(f"/proc/{parent}/comm") as f:
+        name = f.read().strip()
+    if name != "raylet":
+        raise RuntimeError(f"this worker's parent is {name!r}, not a raylet")
+    time.sleep(0.5)   # let the trial's first results reach the driver (its MLflow run gets linked)
+    os.kill(parent, signal.SIGKILL)
+    time.sleep(60)    # the worker ends with its raylet
+    os._exit(1)
+
+
+class DoomedFamily(ToyFamily):
+    """The toy family, except that a trial on the node with ``doom_env`` set kills that node's raylet."""
+
+    name = "doomed"
+    config_class = DoomedConfig
+
+    def fit(self, model, task, config, budget, reporter):
+        return super().fit(model, task, config, budget, _RayletKiller(reporter, config.doom_env))
+
+
 class RayTestPlugin:
     @nasforge.hookimpl
     def register_families(self, register):
         register(FragileFamily())
         register(BrittleFamily())
+        register(DoomedFamily())

@@ -15,6 +15,11 @@ Resume goes through the study (``resume=True``), as locally; Ray's own experimen
 temporary. Ray Client (``ray://``) is not supported: it would move the Tune driver, and with
 it the study and the progress reporting, onto the cluster. Run the search on a cluster node
 with ``address="auto"`` instead (see docs/ray.md).
+
+:func:`ray_session` wraps the whole search (the runner enters it before any store is written):
+it joins Ray (:mod:`~nasforge.executors.ray_connect`) and checks the nodes
+(:mod:`~nasforge.executors.ray_preflight`), so a cluster that cannot run the search stops it
+before a study or an MLflow run exists.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from nasforge.errors import NasforgeError
-from nasforge.spec.arguments import SearchSpec
+from nasforge.executors.ray_connect import Connection
+from nasforge.executors.ray_preflight import Node
 from nasforge.outcome import TrialOutcome
+from nasforge.spec.arguments import SearchSpec
 from nasforge.trial import TrialContext
 
 log = logging.getLogger("nasforge.ray")
@@ -50,10 +58,24 @@ DRIVER_ENV = {
 QUIET_LOGGERS = ("ray.tune", "ray.train", "ray.air")
 
 
-def run_ray(spec: SearchSpec, *, study, context: TrialContext, n_trials: int, tracker,
-            on_outcome: Callable[[TrialOutcome], None]) -> None:
-    """Run ``n_trials`` more trials of ``study`` as Ray Tune trials; see the module docstring."""
-    if n_trials <= 0:
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """The Ray a search runs on, checked: the connection, the nodes, the run-time plugins' payload."""
+
+    connection: Connection
+    nodes: list[Node]
+    plugins: bytes | None
+
+
+_SESSION: Session | None = None   # set while a search runs inside ray_session
+
+
+@contextlib.contextmanager
+def ray_session(spec: SearchSpec) -> Iterator[Session]:
+    """Join Ray for ``spec`` and check its nodes; shut Ray down at the end if this search connected."""
+    global _SESSION
+    if _SESSION is not None:   # run_ray inside the runner's session
+        yield _SESSION
         return
     try:
         import ray
@@ -62,44 +84,60 @@ def run_ray(spec: SearchSpec, *, study, context: TrialContext, n_trials: int, tr
         from nasforge.executors.ray_options import INSTALL_HINT
 
         raise NasforgeError(f"backend='ray' needs Ray Tune ({exc}): {INSTALL_HINT}") from exc
+    from nasforge.executors.ray_connect import connect
+    from nasforge.executors.ray_plugins import pack_plugins
+    from nasforge.executors.ray_preflight import run_preflight
+    from nasforge.plugins import get_registry
 
+    connection = connect(address=spec.address, runtime_env=spec.runtime_env)
+    try:
+        registry = get_registry()
+        plugins = pack_plugins(registry)
+        nodes = run_preflight(spec, registry=registry, plugins=plugins, probe=not connection.local)
+        _SESSION = Session(connection=connection, nodes=nodes, plugins=plugins)
+        yield _SESSION
+    finally:
+        _SESSION = None
+        if connection.owned and ray.is_initialized():
+            ray.shutdown()
+
+
+def run_ray(spec: SearchSpec, *, study, context: TrialContext, n_trials: int, tracker,
+            on_outcome: Callable[[TrialOutcome], None]) -> None:
+    """Run ``n_trials`` more trials of ``study`` as Ray Tune trials; see the module docstring."""
+    if n_trials <= 0:
+        return
     # Tune's own experiment folder: nothing in it is needed afterwards (the study and MLflow hold
     # the search). One path per study, so what a killed driver left is removed when it resumes.
     user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "")
     storage = os.path.join(tempfile.gettempdir(), f"nasforge-ray-{user}", study.study_name)
     shutil.rmtree(storage, ignore_errors=True)
     os.makedirs(storage)
-    connected_here = False
     try:
-        connected_here = _connect(spec)
-        if spec.resume:
-            tracker.close_running_children(context.parent_run_id, "interrupted (process killed)")
-        _run(spec, study=study, context=context, n_trials=n_trials, tracker=tracker, on_outcome=on_outcome,
-             storage=storage, connected_here=connected_here)
+        with ray_session(spec) as session:
+            if spec.resume:
+                tracker.close_running_children(context.parent_run_id, "interrupted (process killed)")
+            _run(spec, study=study, context=context, n_trials=n_trials, tracker=tracker, on_outcome=on_outcome,
+                 storage=storage, session=session)
     finally:
-        if connected_here and ray.is_initialized():
-            ray.shutdown()
         shutil.rmtree(storage, ignore_errors=True)
 
 
-def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, connected_here: bool) -> None:
+def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, session: Session) -> None:
     from ray import tune
 
-    from nasforge.executors.ray_plugins import pack_plugins
     from nasforge.executors.ray_schedulers import make_scheduler
     from nasforge.executors.ray_searcher import StudySearcher, TrialWatcher
     from nasforge.executors.ray_trainable import TrialSettings, train
-    from nasforge.plugins import get_registry
 
-    concurrency = min(max_concurrent(spec), n_trials)
-    warn_if_store_is_local(context.tracking_uri)
+    concurrency = min(max_concurrent(spec, session.nodes), n_trials)
+    warn_if_store_is_local(context.tracking_uri, session.nodes)
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
     searcher = StudySearcher(study=study, spec=spec, tracker=tracker, on_outcome=on_outcome, deadline=deadline)
     settings = TrialSettings(scheduler=spec.scheduler, unit=spec.budget_unit, max_step=spec.budget[spec.budget_unit])
     # The user's data (data=...) goes into Ray's object store once; each worker fetches it once.
     data = spec.data.task if spec.data is not None else None
-    trainable = tune.with_parameters(train, context=context, settings=settings, plugins=pack_plugins(get_registry()),
-                                     data=data)
+    trainable = tune.with_parameters(train, context=context, settings=settings, plugins=session.plugins, data=data)
     resources = {"cpu": spec.cpus_per_trial}
     if spec.gpus_per_trial:
         resources["gpu"] = spec.gpus_per_trial
@@ -118,7 +156,7 @@ def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, c
             tuner.fit()
         except KeyboardInterrupt:
             try:
-                _settle_interrupted(study, tracker, context, searcher, connected_here)
+                _settle_interrupted(study, tracker, context, searcher, session.connection.owned)
             except Exception as exc:  # best effort: resume=True settles what is left, and says so below
                 print(f"could not settle the trials in flight ({type(exc).__name__}: {exc}); resume=True will",
                       file=sys.stderr)
@@ -134,40 +172,20 @@ def trial_name(trial) -> str:
 
 
 # -- the cluster -----------------------------------------------------------------------------
-def _connect(spec: SearchSpec) -> bool:
-    """Use the Ray this process runs, join ``spec.address``, or start a local Ray; True if we connected."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if spec.address:
-        ray.init(address=spec.address, logging_level=logging.WARNING)
-    else:
-        ray.init(address=None, include_dashboard=False, logging_level=logging.WARNING)
-    return True
+def max_concurrent(spec: SearchSpec, nodes: list[Node]) -> int:
+    """``spec.max_concurrent``, or as many trials as the nodes' CPUs and GPUs fit now (each node on its own)."""
+    fit = 0
+    for node in nodes:
+        slots = node.resources.get("CPU", 0.0) / spec.cpus_per_trial
+        if spec.gpus_per_trial:
+            slots = min(slots, node.resources.get("GPU", 0.0) / spec.gpus_per_trial)
+        fit += int(slots + 1e-9)
+    return spec.max_concurrent or max(fit, 1)   # (the pre-flight made sure one trial fits)
 
 
-def max_concurrent(spec: SearchSpec) -> int:
-    """``spec.max_concurrent``, or as many trials as the cluster's CPUs and GPUs fit now."""
-    import ray
-
-    total = ray.cluster_resources()
-    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
-    fit = int(cpus / spec.cpus_per_trial + 1e-9)
-    if spec.gpus_per_trial:
-        fit = min(fit, int(gpus / spec.gpus_per_trial + 1e-9))
-    if fit < 1:
-        raise NasforgeError(
-            f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs) cannot fit one trial of cpus_per_trial="
-            f"{spec.cpus_per_trial:g}, gpus_per_trial={spec.gpus_per_trial:g}")
-    return spec.max_concurrent or fit
-
-
-def warn_if_store_is_local(tracking_uri: str) -> None:
+def warn_if_store_is_local(tracking_uri: str, nodes: list[Node]) -> None:
     """A sqlite/file store on a cluster of several machines: each machine would write its own copy."""
-    import ray
-
-    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    hosts = {n.ip for n in nodes}
     if len(hosts) > 1 and tracking_uri.startswith(("sqlite:", "file:")):
         warnings.warn(f"the MLflow store {tracking_uri} is a local file, but the Ray cluster spans {len(hosts)} "
                       "machines: trials on other machines log to their own copy of it unless the path is on a "
@@ -194,14 +212,14 @@ def driver_env() -> Iterator[None]:
 
 
 # -- leftovers -------------------------------------------------------------------------------
-def _settle_interrupted(study, tracker, context: TrialContext, searcher, connected_here: bool) -> None:
+def _settle_interrupted(study, tracker, context: TrialContext, searcher, owned: bool) -> None:
     """Ctrl-C: stop the trials' workers, then settle the trials in flight as a resume would."""
     import ray
 
     from nasforge.interrupts import release_storage_session
     from nasforge.stores.study import recover_interrupted
 
-    if connected_here:
+    if owned:
         ray.shutdown()   # our own Ray (or connection): the trial actors end with it
     else:
         # Tune does not clean up on KeyboardInterrupt; end the trial actors so no run changes later.

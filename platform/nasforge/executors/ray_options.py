@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from typing import Any
+import os
+from typing import Any, Mapping
 
 from nasforge.errors import SpecError
 
@@ -36,7 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": "none",
     "scheduler_options": {},
     "max_failures": 2,          # retries of a trial whose worker died
+    "runtime_env": None,        # Ray's runtime_env for the search's job: every trial and the pre-flight
 }
+# runtime_env fields that name local paths Ray uploads from the driver's machine.
+UPLOADED_PATHS = ("working_dir", "py_modules")
 
 
 def _number(name: str, value: Any, *, low: float, low_open: bool) -> float:
@@ -50,20 +54,22 @@ def _number(name: str, value: Any, *, low: float, low_open: bool) -> float:
 def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, max_budget: int, address: Any = None,
                   cpus_per_trial: Any = 1.0, gpus_per_trial: Any = 0.0, max_concurrent: Any = None,
                   scheduler: Any = "none", scheduler_options: Any = None, max_failures: Any = 2,
-                  family: Any = None, space: Any = None, strategies: tuple[str, ...] = ()) -> dict[str, Any]:
+                  runtime_env: Any = None, family: Any = None, space: Any = None, strategies: tuple[str, ...] = ()) -> dict[str, Any]:
     """Validate the Ray options and return them normalized; raise :class:`SpecError` naming the field.
 
     ``family``, ``space`` and ``strategies`` are needed for ``scheduler="pbt"`` only.
     """
     given = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
              "max_concurrent": max_concurrent, "scheduler": scheduler,
-             "scheduler_options": dict(scheduler_options or {}), "max_failures": max_failures}
+             "scheduler_options": dict(scheduler_options or {}), "max_failures": max_failures,
+             "runtime_env": runtime_env}
     if backend != "ray":
         for key, value in given.items():
             if value != DEFAULTS[key]:
                 hint = " (locally, early stopping is the pruner option)" if key.startswith("scheduler") else ""
                 raise SpecError(f"{key}={value!r} applies only to backend='ray', not backend={backend!r}{hint}")
         return dict(DEFAULTS, scheduler_options={})
+    given["runtime_env"] = check_runtime_env(runtime_env)
 
     if importlib.util.find_spec("ray") is None:   # (ray.tune's own dependencies are checked when it is imported)
         raise SpecError(f"backend='ray' needs Ray Tune: {INSTALL_HINT}")
@@ -104,7 +110,7 @@ def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, 
                             max_budget=max_budget)
         return {"address": address, "cpus_per_trial": cpus, "gpus_per_trial": gpus,
                 "max_concurrent": max_concurrent, "scheduler": scheduler, "scheduler_options": options,
-                "max_failures": max_failures}
+                "max_failures": max_failures, "runtime_env": given["runtime_env"]}
     options = given["scheduler_options"]
     allowed = SCHEDULER_OPTIONS[scheduler]
     for key, value in options.items():
@@ -119,4 +125,22 @@ def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, 
     if options.get("grace_period", 1) > max_budget:
         raise SpecError(f"scheduler_options.grace_period={options['grace_period']} exceeds the budget ({max_budget})")
     return {"address": address, "cpus_per_trial": cpus, "gpus_per_trial": gpus, "max_concurrent": max_concurrent,
-            "scheduler": scheduler, "scheduler_options": options, "max_failures": max_failures}
+            "scheduler": scheduler, "scheduler_options": options, "max_failures": max_failures,
+            "runtime_env": given["runtime_env"]}
+
+
+def check_runtime_env(runtime_env: Any) -> dict[str, Any] | None:
+    """A mapping of Ray runtime_env fields; the local paths it uploads must exist (Ray checks the rest)."""
+    if runtime_env is None:
+        return None
+    if not isinstance(runtime_env, Mapping) or not all(isinstance(k, str) for k in runtime_env):
+        raise SpecError(f"runtime_env must be a mapping of Ray runtime_env fields, e.g. {{'py_modules': "
+                        f"['plugin_env/nasforge_fancy']}}, got {runtime_env!r}")
+    env = dict(runtime_env)
+    for key in UPLOADED_PATHS:
+        value = env.get(key)
+        for item in [value] if isinstance(value, (str, os.PathLike)) else (value or []):
+            if isinstance(item, (str, os.PathLike)) and "://" not in str(item) and not os.path.exists(item):
+                raise SpecError(f"runtime_env {key}: {str(item)!r} does not exist (Ray uploads local {key} paths "
+                                "from this machine to every node)")
+    return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -63,6 +64,7 @@ class SearchSpec:
     scheduler: str = "none"
     scheduler_options: dict[str, Any] = field(default_factory=dict)
     max_failures: int = 2
+    runtime_env: dict[str, Any] | None = None
     strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
     data: UserData | None = field(default=None, repr=False, compare=False)   # data=...: the user's own
 
@@ -117,6 +119,8 @@ class SearchSpec:
             out.update({f"ray.{k}": getattr(self, k) for k in ("address", "cpus_per_trial", "gpus_per_trial",
                                                               "max_concurrent", "scheduler", "max_failures")})
             out.update({f"ray.scheduler.{k}": v for k, v in self.scheduler_options.items()})
+            if self.runtime_env:
+                out["ray.runtime_env"] = json.dumps(self.runtime_env, sort_keys=True, default=str)[:6000]
         return out
 
 
@@ -197,6 +201,7 @@ def build_spec(
     scheduler: str = "none",
     scheduler_options: Mapping[str, Any] | None = None,
     max_failures: int = 2,
+    runtime_env: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
 ) -> SearchSpec:
     """Check every argument against the registry and return a :class:`SearchSpec`.
@@ -235,7 +240,7 @@ def build_spec(
         max_budget=budget_dict[fam.budget_unit], address=address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
         scheduler_options=scheduler_options, max_failures=max_failures, family=fam, space=space_obj,
-        strategies=strategies)
+        strategies=strategies, runtime_env=runtime_env)
     spec = SearchSpec(
         family=family, task=task, space=space_obj, strategy=",".join(strategies), strategies=strategies,
         pruner=pruner, objectives=objectives, budget=budget_dict, budget_unit=fam.budget_unit, trials=trials,
