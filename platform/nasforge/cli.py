@@ -260,7 +260,8 @@ def latest_search_link(uri: str, base: str) -> str | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a finished search's best model (MLflow model, .pt2, TorchScript); optionally register it."""
-    from nasforge.results.export import DEFAULT_FORMATS, export_run
+    from nasforge.results.export import DEFAULT_FORMATS
+    from nasforge.results.export_stored import export_run
 
     exported = export_run(args.path, tracking_uri=args.tracking_uri, run_id=args.run_id, experiment=args.experiment,
                           formats=args.format or DEFAULT_FORMATS, register_as=args.register, overwrite=args.overwrite)

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 import nasforge
 from nasforge.cli import main
 from nasforge.errors import ExportError
-from nasforge.results.export import export_run
+from nasforge.results.export_stored import export_run
 from nasforge.data.tasks import load_task
 from conftest import toy_registered
 from toy_family import TOY_SPACE
