@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nasforge.data.preprocessing import LabelEncoding, TabularPreprocessor, TargetScaling, is_numeric, plain
-from nasforge.data.sources import (ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems, n_rows,
-                                   read_split)
+from nasforge.data.sources import ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems, read_split
 from nasforge.data.tasks import Task, task_description
 from nasforge.errors import DataError
 
