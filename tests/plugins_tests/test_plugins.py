@@ -60,14 +60,29 @@ def test_invalid_registrations_are_refused():
     assert "broken" not in [i.name for i in get_registry().plugin_infos()]
 
 
-def test_misspelled_hook_is_an_error():
+def test_misspelled_hook_is_a_registration_error_naming_plugin_and_hook():
     class Typo:
         @nasforge.hookimpl
         def register_familes(self, register):
             pass
 
-    with pytest.raises(Exception, match="register_familes"):
+    with pytest.raises(RegistrationError, match=r"plugin 'typo' implements 'register_familes', which is not a "
+                                                r"nasforge hook \(misspelled\?\); the hooks are: .*register_families"):
         nasforge.register(Typo(), name="typo")
+    assert "typo" not in [i.name for i in get_registry().plugin_infos()]
+
+
+def test_hook_argument_the_hook_does_not_give_is_a_registration_error():
+    class WrongArgument:
+        @nasforge.hookimpl
+        def register_families(self, registr):
+            registr(ToyFamily())
+
+    with pytest.raises(RegistrationError, match=r"plugin 'wrong-argument' has a hook implementation nasforge cannot "
+                                                r"call: .*'register_families'.*registr"):
+        nasforge.register(WrongArgument(), name="wrong-argument")
+    assert "wrong-argument" not in [i.name for i in get_registry().plugin_infos()]
+    assert "toy" not in get_registry().names("family")
 
 
 def test_entry_point_of_another_installed_distribution(tmp_path, monkeypatch):
@@ -99,6 +114,26 @@ def test_entry_point_of_another_installed_distribution(tmp_path, monkeypatch):
     monkeypatch.setenv("NASFORGE_PLUGINS", "acme")  # load only the named entry points
     assert Registry().names("family") == ["acme"]
     monkeypatch.setitem(sys.modules, "acme_family", None)
+
+
+def test_installed_plugin_with_a_misspelled_hook_is_a_registration_error(tmp_path, monkeypatch):
+    (tmp_path / "acme_typo.py").write_text(textwrap.dedent('''
+        import nasforge
+
+        @nasforge.hookimpl
+        def register_task(register):
+            pass
+    '''))
+    dist = tmp_path / "acme_typo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-typo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[nasforge]\nacme-typo = acme_typo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NASFORGE_PLUGINS", "acme-typo")
+    with pytest.raises(RegistrationError, match=r"plugin 'acme-typo' implements 'register_task', which is not a "
+                                                r"nasforge hook.*register_tasks"):
+        Registry().names("family")
+    monkeypatch.setitem(sys.modules, "acme_typo", None)
 
 
 def _hook_names():
