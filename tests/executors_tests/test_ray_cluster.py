@@ -3,12 +3,12 @@
 import os
 
 import pytest
+import ray
 
 import nasforge
 from conftest import runs_of
 from toy_family import TOY_SPACE, ToyPlugin
 
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
