@@ -97,6 +97,20 @@ def runs_of(tracking_uri, experiment):
     return mlflow.search_runs(experiment_names=[experiment], max_results=10_000)
 
 
+def task_for(family) -> str:
+    """The family's default task, else the first registered task (by name) of a kind it supports."""
+    from nasforge.plugins import get_registry
+
+    registry = get_registry()
+    default = getattr(family, "default_task", None)
+    if default in registry.names("task"):
+        return default
+    for name in registry.names("task"):
+        if registry.get("task", name).kind in family.task_kinds:
+            return name
+    pytest.fail(f"no registered task of a kind family {family.name!r} supports ({', '.join(family.task_kinds)})")
+
+
 def child_runs(runs, parent_run_id):
     """The rows of ``runs`` (a ``runs_of`` frame) that are child runs of ``parent_run_id``."""
     return runs[runs["tags.mlflow.parentRunId"] == parent_run_id]
