@@ -12,15 +12,17 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def stores_in(folder: Path) -> dict:
+    """The ``tracking_uri`` and ``storage`` arguments of a search whose sqlite stores live in ``folder``."""
+    return {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}", "storage": f"sqlite:///{folder / 'optuna.db'}"}
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A fresh MLflow sqlite store and Optuna storage in a temp dir (also the cwd)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return {
-        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
-    }
+    return stores_in(tmp_path)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import nasforge
-from conftest import local_ray
+from conftest import local_ray, stores_in
 from kill_and_resume import check_resumed_search
 from toy_family import TOY_SPACE
 
@@ -129,7 +129,7 @@ def run_chaos(zygote: Zygote, *, tmp_path: Path, search: dict, plans: list[dict]
 def fresh_stores(zygote: Zygote, tmp_path: Path) -> dict:
     """An MLflow store (a copy of the zygote's empty one: its tables take seconds to make) and an Optuna one."""
     shutil.copyfile(zygote.template, tmp_path / "mlflow.db")
-    return {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
+    return stores_in(tmp_path)
 
 
 def report(capsys, backend: str, outcomes: list[dict], counts: dict, seconds: float) -> None:

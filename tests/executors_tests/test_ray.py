@@ -9,7 +9,7 @@ import ray  # noqa: F401 - a dev dependency: a broken install fails here, it doe
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import child_runs, completed_trials, local_ray, runs_of
+from conftest import child_runs, completed_trials, local_ray, runs_of, stores_in
 from kill_and_resume import check_resumed_search, interrupt_search
 from toy_family import SLOW_TOY_SPACE, TOY_SPACE, ToyPlugin
 
@@ -26,7 +26,7 @@ def ray_local():
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray_stores")
-    return {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    return stores_in(root)
 
 
 @pytest.fixture(scope="module")

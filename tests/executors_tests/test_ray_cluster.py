@@ -6,7 +6,7 @@ import pytest
 import ray
 
 import nasforge
-from conftest import runs_of
+from conftest import runs_of, stores_in
 from toy_family import TOY_SPACE, ToyPlugin
 
 
@@ -33,7 +33,7 @@ def cluster():
 
 
 def test_trials_run_on_both_nodes_and_log_to_one_parent_run(cluster, tmp_path):
-    store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
+    store = stores_in(tmp_path)
     plugin = ToyPlugin()
     nasforge.register(plugin, name="toy-plugin")
     try:

@@ -10,7 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import child_runs, replay_strategy, runs_of
+from conftest import child_runs, replay_strategy, runs_of, stores_in
 from nasforge.strategies.build import make_sampler
 from toy_family import TOY_SPACE
 
@@ -19,7 +19,7 @@ from toy_family import TOY_SPACE
 def mlp_search(tmp_path_factory):
     """One small real MLP search on digits, shared by the run-tree tests."""
     root = tmp_path_factory.mktemp("mlp_search")
-    store = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    store = stores_in(root)
     result = nasforge.search("mlp", task="digits", space="mlp_small", strategy="random", trials=3, budget=4,
                              seed=3, **store)
     return result, store

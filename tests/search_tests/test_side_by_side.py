@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import child_runs, completed_trials, replay_strategy, runs_of
+from conftest import child_runs, completed_trials, replay_strategy, runs_of, stores_in
 from kill_and_resume import check_resumed_search, interrupt_search
 from nasforge.errors import SpecError, UnknownNameError
 from nasforge.strategies.build import make_sampler
@@ -24,7 +24,7 @@ def three(tmp_path_factory):
     from toy_family import ToyPlugin
 
     root = tmp_path_factory.mktemp("side_by_side")
-    store = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    store = stores_in(root)
     plugin = ToyPlugin()
     nasforge.register(plugin, name="toy-plugin")
     try:

@@ -11,7 +11,7 @@ import nasforge
 from nasforge.results import plots
 from nasforge.results.result import SearchResult
 from nasforge.spec.arguments import build_spec
-from conftest import toy_registered
+from conftest import stores_in, toy_registered
 from toy_family import TOY_SPACE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -177,7 +177,7 @@ def test_plots_false_logs_no_plots(store, tmp_path):
                              plots=False, save_models=False, **store)
     client = mlflow.MlflowClient(store["tracking_uri"])
     assert "plots" not in [a.path for a in client.list_artifacts(result.parent_run_id)]
-    fresh = {"tracking_uri": f"sqlite:///{tmp_path}/refused/mlflow.db", "storage": f"sqlite:///{tmp_path}/refused/optuna.db"}
+    fresh = stores_in(tmp_path / "refused")
     with pytest.raises(nasforge.SpecError, match="plots must be True or False, got 'no'"):
         nasforge.search("mlp", task="digits", plots="no", **fresh)
     assert not (tmp_path / "refused").exists()   # refused before either store was touched
