@@ -169,7 +169,7 @@ TARGET = 9
 
 def test_a_killed_side_by_side_search_resumes_every_strategy_to_its_share(store, toy):
     # The paced space: trials of a few milliseconds could all be done before the kill lands.
-    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=6, seed=0,
+    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=4, seed=0,
                   save_models=False, study_name="both", **store)
     interrupt_search(search, completed=3, sig=signal.SIGKILL)
     assert 3 <= completed_trials(store["storage"], "both") < TARGET
