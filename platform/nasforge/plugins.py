@@ -70,9 +70,13 @@ class Registry:
             module = importlib.import_module(module_name)
             if not self.pm.is_registered(module):
                 self.pm.register(module, name=module_name)
-        if self._load_entry_points:
-            self._load_setuptools_entry_points()
-        self.pm.check_pending()
+        try:
+            if self._load_entry_points:
+                self._load_setuptools_entry_points()
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or getattr(exc.plugin, "__name__", exc.plugin)
+            raise _invalid_plugin(self.pm, exc, name) from None
 
     def _load_setuptools_entry_points(self) -> None:
         only = os.environ.get("NASFORGE_PLUGINS")
@@ -95,14 +99,20 @@ class Registry:
         if name is not None and self.pm.get_plugin(name) is not None:
             raise RegistrationError(f"plugin name {name!r} is taken by another object; unregister it first "
                                     f"(nasforge.unregister(name={name!r})) or choose another name")
-        plugin_name = self.pm.register(plugin, name=name or self._free_name(plugin))
+        name = name or self._free_name(plugin)
+        try:
+            plugin_name = self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise _invalid_plugin(self.pm, exc, name) from None
         try:
             self.pm.check_pending()
             self._items = None
             self._collect()
-        except Exception:
+        except Exception as exc:
             self.pm.unregister(plugin)
             self._items = None
+            if isinstance(exc, pluggy.PluginValidationError):
+                raise _invalid_plugin(self.pm, exc, plugin_name) from None
             raise
         return plugin_name
 
@@ -214,6 +224,19 @@ class Registry:
             version = info.version or str(getattr(self.pm.get_plugin(plugin), "__version__", ""))
             self._provenance[key] = (plugin, version)
         return self._provenance[key]
+
+
+def _invalid_plugin(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError, plugin_name: object) -> RegistrationError:
+    """pluggy's PluginValidationError as a RegistrationError naming the plugin and the hook."""
+    hooks = sorted(name for name, caller in vars(pm.hook).items() if not name.startswith("_") and caller.has_spec())
+    implemented = {opts.get("specname") or attr for attr in dir(exc.plugin)
+                   if (opts := pm.parse_hookimpl_opts(exc.plugin, attr)) is not None and not opts.get("optionalhook")}
+    unknown = sorted(implemented - set(hooks))
+    if unknown:
+        return RegistrationError(f"plugin {plugin_name!r} implements {', '.join(map(repr, unknown))}, which is not "
+                                 f"a nasforge hook (misspelled?); the hooks are: {', '.join(hooks)}")
+    details = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return RegistrationError(f"plugin {plugin_name!r} has a hook implementation nasforge cannot call: {details}")
 
 
 def _version(dist_name: str) -> str:

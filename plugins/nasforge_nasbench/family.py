@@ -108,9 +108,7 @@ class NASBench201Family(Family):
         import torch
 
         table = self._table(task)
-        runs = int(budget.get(self.budget_unit, self.default_budget))
-        if runs < 1:
-            raise ConfigError(f"budget {self.budget_unit}={runs} is not valid; expected an integer >= 1")
+        runs = self.budget_amount(budget)
         rng = np.random.default_rng(torch.initial_seed())
         n_seeds = table.n_seeds(config.ops)
         order = np.concatenate([rng.permutation(n_seeds) for _ in range(-(-runs // n_seeds))])[:runs]

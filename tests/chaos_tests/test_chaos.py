@@ -25,12 +25,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import optuna
 import pytest
-from mlflow import MlflowClient
 
 import nasforge
-from conftest import local_ray, runs_of
+from conftest import local_ray, stores_in
+from kill_and_resume import check_resumed_search
 from toy_family import TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
@@ -130,61 +129,7 @@ def run_chaos(zygote: Zygote, *, tmp_path: Path, search: dict, plans: list[dict]
 def fresh_stores(zygote: Zygote, tmp_path: Path) -> dict:
     """An MLflow store (a copy of the zygote's empty one: its tables take seconds to make) and an Optuna one."""
     shutil.copyfile(zygote.template, tmp_path / "mlflow.db")
-    return {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
-
-
-def check_search(result, store: dict, target: int) -> dict:
-    """The invariants of a search that was killed and resumed; returns the counts for the report."""
-    study = optuna.load_study(study_name=result.study.study_name, storage=store["storage"])
-    trials = study.get_trials(deepcopy=False)
-    assert not [t.number for t in trials if t.state.name in ("RUNNING", "WAITING")]
-    completed = [t for t in trials if t.state.name == "COMPLETE"]
-    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL") and not t.user_attrs.get("interrupted")]
-    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
-    assert len(completed) == len(counted) == target, (len(completed), len(counted))
-    params = Counter(json.dumps(t.params, sort_keys=True) for t in completed)
-    duplicated_params = sum(n - 1 for n in params.values())
-    assert duplicated_params == 0, params.most_common(3)
-
-    runs = runs_of(store["tracking_uri"], EXPERIMENT)
-    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
-    assert list(parents["run_id"]) == [result.parent_run_id], parents[["run_id", "status"]]
-    parent = parents.iloc[0]
-    assert parent["status"] == "FINISHED"
-    children = runs[runs["tags.mlflow.parentRunId"] == result.parent_run_id]
-    assert len(children) == len(runs) - 1
-    assert "RUNNING" not in set(children["status"]), children[["run_id", "status", "tags.trial_number"]]
-    finished = children[children["status"] == "FINISHED"]
-    # one FINISHED run per completed trial, linked both ways, and none for any other trial
-    assert sorted(finished["run_id"]) == sorted(t.user_attrs["mlflow_run_id"] for t in completed)
-    numbers = Counter(finished["tags.trial_number"])
-    duplicated_runs = sum(n - 1 for n in numbers.values())
-    assert duplicated_runs == 0, numbers.most_common(3)
-    assert sorted(int(n) for n in numbers) == sorted(t.number for t in completed)
-    by_run = finished.set_index("run_id")
-    for t in completed:
-        assert by_run.loc[t.user_attrs["mlflow_run_id"], "metrics.val_accuracy"] == pytest.approx(t.value)
-    # every interrupted trial's run (if it got one) is KILLED, not FINISHED
-    for t in interrupted:
-        run_id = t.user_attrs.get("mlflow_run_id")
-        if run_id:
-            assert children.set_index("run_id").loc[run_id, "status"] == "KILLED"
-
-    # the best: the same trial in the result, the storage and the parent run
-    assert result.best_trial.number == study.best_trial.number
-    assert result.best_value == study.best_value == parent["metrics.best_val_accuracy"]
-    assert parent["tags.best_trial"] == str(study.best_trial.number)
-    assert json.loads(parent["tags.best_params"]) == result.best_params
-    assert parent["tags.best_run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
-    assert parent["metrics.n_complete"] == target
-    # one best model on the parent run, however often finish_search was cut off; none left PENDING
-    models = MlflowClient(store["tracking_uri"]).search_logged_models(
-        [result.experiment_id], filter_string=f"source_run_id = '{result.parent_run_id}'")
-    assert [m.model_uri for m in models if m.status.name == "READY"] == [result.model_uri]
-    assert {m.status.name for m in models} <= {"READY", "FAILED"}
-    return {"completed": len(completed), "lost": target - len(completed), "duplicated_trials": duplicated_params,
-            "duplicated_runs": duplicated_runs, "interrupted_trials": len(interrupted),
-            "killed_runs": int((children["status"] == "KILLED").sum())}
+    return stores_in(tmp_path)
 
 
 def report(capsys, backend: str, outcomes: list[dict], counts: dict, seconds: float) -> None:
@@ -215,14 +160,13 @@ def test_local_driver_survives_repeated_sigkill(zygote, toy, tmp_path, monkeypat
     assert killed >= {"open", "sample", "trial", "closing", "told", "finish_start", "finish_end"}, outcomes
 
     result = nasforge.search(resume=True, **search)
-    counts = check_search(result, store, target)
+    counts = check_resumed_search(result, store, target, experiment=EXPERIMENT)
     report(capsys, "local", outcomes, counts, time.monotonic() - start)
 
 
 @pytest.fixture(scope="module")
 def ray_address():
     """A local Ray (2 CPUs) that every driver joins as a new job, as on a cluster; its address."""
-    pytest.importorskip("ray")
     with local_ray() as address:
         yield address
 
@@ -242,5 +186,5 @@ def test_ray_driver_survives_repeated_sigkill(zygote, ray_address, toy, tmp_path
     assert killed >= {"open", "sample", "trial", "told", "finish_start", "finish_end"}, outcomes
 
     result = nasforge.search(resume=True, **search)
-    counts = check_search(result, store, target)
+    counts = check_resumed_search(result, store, target, experiment=EXPERIMENT)
     report(capsys, "ray", outcomes, counts, time.monotonic() - start)

@@ -1,7 +1,7 @@
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,13 +9,23 @@ import urllib.request
 
 import pytest
 
+from conftest import free_port
 from nasforge.cli import main
 
 
-def test_help_lists_the_commands():
-    out = subprocess.run([sys.executable, "-m", "nasforge.cli", "--help"], capture_output=True, text=True).stdout
-    for command in ("search", "plugins", "spaces", "ui"):
-        assert command in out
+COMMANDS = ["search", "plugins", "spaces", "ui", "export", "new-plugin"]
+
+
+def test_help_lists_the_commands(capsys):
+    proc = subprocess.run([sys.executable, "-m", "nasforge.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
+    # the lines under COMMAND name one command each (indented 4; their help follows or wraps deeper)
+    section = proc.stdout.split("\n  COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"^    (\S+)", section, flags=re.MULTILINE) == COMMANDS
+    for command in COMMANDS:                        # each one is a real command with its own help
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0 and capsys.readouterr().out.startswith(f"usage: nasforge {command} ")
 
 
 def test_plugins_lists_what_each_plugin_registered(capsys):
@@ -60,14 +70,8 @@ def test_search_then_resume_from_the_cli(store, capsys):
     assert "3 complete" in capsys.readouterr().out
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ui_serves_the_store_on_localhost(store):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "nasforge.cli", "ui", "--tracking-uri", store["tracking_uri"],
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

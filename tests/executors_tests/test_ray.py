@@ -2,23 +2,17 @@
 
 import re
 import signal
-import subprocess
-import sys
-import textwrap
-import time
-from pathlib import Path
 
 import optuna
 import pytest
+import ray  # noqa: F401 - a dev dependency: a broken install fails here, it does not skip
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import CTRL_C_REACHES_PYTHON, completed_trials, local_ray, runs_of
+from conftest import child_runs, completed_trials, local_ray, runs_of, stores_in
+from kill_and_resume import check_resumed_search, interrupt_search
 from toy_family import SLOW_TOY_SPACE, TOY_SPACE, ToyPlugin
 
-ray = pytest.importorskip("ray")
-
-TESTS = Path(__file__).parents[1]
 WORKER_TAGS = {"tags.worker_node", "tags.worker"}
 
 
@@ -32,7 +26,7 @@ def ray_local():
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray_stores")
-    return {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    return stores_in(root)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +41,6 @@ def toy_module():
     finally:
         for plugin in plugins.values():
             nasforge.unregister(plugin)
-
-
-def _children(uri, experiment, parent_id):
-    runs = runs_of(uri, experiment)
-    return runs[runs["tags.mlflow.parentRunId"] == parent_id]
 
 
 def _keys(row, prefix):
@@ -80,8 +69,8 @@ def test_ray_run_tree_has_the_local_structure(ray_local, stores, toy_module):
     ray_only = _keys(p_ray, "params.") - _keys(p_local, "params.")
     assert ray_only and all(k.startswith("params.ray.") for k in ray_only)
 
-    c_local = _children(uri, "same-local", local.parent_run_id).set_index("tags.trial_number").sort_index()
-    c_ray = _children(uri, "same-ray", remote.parent_run_id).set_index("tags.trial_number").sort_index()
+    c_local = child_runs(runs_of(uri, "same-local"), local.parent_run_id).set_index("tags.trial_number").sort_index()
+    c_ray = child_runs(runs_of(uri, "same-ray"), remote.parent_run_id).set_index("tags.trial_number").sort_index()
     assert list(c_ray.index) == list(c_local.index) == ["0", "1", "2"]
     assert list(c_ray["status"]) == list(c_local["status"]) == ["FINISHED"] * 3
     for number in c_local.index:
@@ -119,7 +108,7 @@ def test_scheduler_stops_trials_which_become_pruned_with_killed_runs(asha_search
     result = asha_search
     states = [t.state.name for t in result.trials]
     assert "PRUNED" in states and "COMPLETE" in states
-    children = _children(stores["tracking_uri"], "asha", result.parent_run_id).set_index("tags.trial_number")
+    children = child_runs(runs_of(stores["tracking_uri"], "asha"), result.parent_run_id).set_index("tags.trial_number")
     assert len(children) == len(result.trials) == 8 and "RUNNING" not in set(children["status"])
     client = MlflowClient(stores["tracking_uri"])
     for trial in result.trials:
@@ -141,7 +130,7 @@ def test_a_trial_that_raises_is_recorded_failed_and_not_retried(asha_search, sto
     result = asha_search
     failed = [t for t in result.trials if t.state.name == "FAIL"]
     assert failed, [(t.params["mode"], t.state.name) for t in result.trials]
-    children = _children(stores["tracking_uri"], "asha", result.parent_run_id)
+    children = child_runs(runs_of(stores["tracking_uri"], "asha"), result.parent_run_id)
     client = MlflowClient(stores["tracking_uri"])
     for trial in failed:
         assert trial.params["mode"] == "crash"
@@ -162,7 +151,7 @@ def test_a_trial_whose_worker_dies_is_retried(ray_local, stores, toy_module, tmp
                              seed=0, backend="ray", max_failures=1, experiment="fragile", **stores)
     assert (tmp_path / "died").exists()
     assert [t.state.name for t in result.trials] == ["COMPLETE", "COMPLETE"]
-    children = _children(stores["tracking_uri"], "fragile", result.parent_run_id)
+    children = child_runs(runs_of(stores["tracking_uri"], "fragile"), result.parent_run_id)
     assert len(children) == 3   # the died attempt, its retry, the other trial
     killed = children[children["status"] == "KILLED"]
     assert len(killed) == 1 and "worker died" in killed.iloc[0]["tags.status_reason"]
@@ -174,56 +163,27 @@ def test_a_trial_whose_worker_dies_is_retried(ray_local, stores, toy_module, tmp
 
 # -- the driver is interrupted, then killed ------------------------------------------------------
 TARGET = 8
-DRIVER = textwrap.dedent("""
-    import os, sys
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    sys.path.insert(0, {tests!r})
-    import nasforge
-    from toy_family import ToyPlugin, SLOW_TOY_SPACE
-    nasforge.register(ToyPlugin(), name="toy-plugin")
-    nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="tpe", trials={target}, budget=10, seed=0, backend="ray",
-                    max_concurrent=1, study_name="resumable", experiment="resumable", resume={resume},
-                    tracking_uri={uri!r}, storage={storage!r})
-""")
-
-
-
-def _drive_until(stores, *, completed, sig, resume):
-    """Run a driver in its own process (with its own Ray) and signal it once ``completed`` trials are done."""
-    script = CTRL_C_REACHES_PYTHON + DRIVER.format(tests=str(TESTS), target=TARGET, resume=resume, uri=stores["tracking_uri"],
-                           storage=stores["storage"])
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 150
-    while completed_trials(stores["storage"]) < completed and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-    proc.send_signal(sig)
-    return proc.communicate(timeout=90)[0].decode()
 
 
 def test_an_interrupted_then_killed_driver_resumes_without_duplicates(ray_local, stores, toy_module):
     uri, storage = stores["tracking_uri"], stores["storage"]
+    # Each driver runs in its own process with its own Ray; one paced trial at a time.
+    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy="tpe", trials=TARGET, budget=10, seed=0, backend="ray",
+                  max_concurrent=1, study_name="resumable", experiment="resumable", **stores)
     # Ctrl-C: the trials in flight are settled and their runs closed before the driver exits
-    output = _drive_until(stores, completed=2, sig=signal.SIGINT, resume=False)
+    output = interrupt_search(search, completed=2, sig=signal.SIGINT)
     assert "resume=True" in output, output
     study = optuna.load_study(study_name="resumable", storage=storage)
     assert all(t.state.name != "RUNNING" for t in study.trials)
     runs = runs_of(uri, "resumable")
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])   # the parent, at least
     # kill -9 of a resumed driver: its Ray dies with it, the trial in flight stays RUNNING in the study
-    _drive_until(stores, completed=min(completed_trials(storage) + 1, TARGET - 1), sig=signal.SIGKILL, resume=True)
-    before = completed_trials(storage)
-    assert 3 <= before < TARGET
+    interrupt_search({**search, "resume": True}, completed=min(completed_trials(storage) + 1, TARGET - 1),
+                     sig=signal.SIGKILL)
+    assert 3 <= completed_trials(storage) < TARGET
 
-    result = nasforge.search("toy", space=SLOW_TOY_SPACE, strategy="tpe", trials=TARGET, budget=10, seed=0,
-                             backend="ray", study_name="resumable", experiment="resumable", resume=True, **stores)
-    counted = [t for t in result.trials if t.state.name != "RUNNING" and not t.user_attrs.get("interrupted")]
-    assert len(counted) == TARGET == len(result.completed_trials)
-    assert all(t.state.name != "RUNNING" for t in result.trials)
-    children = _children(uri, "resumable", result.parent_run_id)
-    finished = children[children["status"] == "FINISHED"]
-    assert sorted(finished["run_id"]) == sorted(t.user_attrs["mlflow_run_id"] for t in result.completed_trials)
-    assert len(set(finished["tags.trial_number"])) == len(finished)
-    assert "RUNNING" not in set(children["status"])
+    result = nasforge.search(**{**search, "max_concurrent": None}, resume=True)
+    counts = check_resumed_search(result, stores, TARGET, experiment="resumable")
+    children = counts["children"]
     assert set(children[children["status"] == "KILLED"]["tags.status_reason"]) <= {
         "interrupted (process killed)", "interrupted (KeyboardInterrupt)"}

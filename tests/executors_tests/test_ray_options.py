@@ -8,7 +8,6 @@ from nasforge.executors.ray_schedulers import hyperband_brackets
 from nasforge.spec.arguments import build_spec
 from toy_family import TOY_SPACE
 
-pytest.importorskip("ray")
 
 
 def _spec(**kwargs):

@@ -2,12 +2,12 @@
 
 
 import pytest
+import ray  # noqa: F401 - a dev dependency: a broken install fails here, it does not skip
 
 import nasforge
 from conftest import local_ray, runs_of
 from toy_family import TOY_SPACE
 
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture

@@ -3,36 +3,21 @@ validates its config and logs its figures into a real MLflow store."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 import nasforge
 from conftest import runs_of
-from nasforge import training
-from nasforge.errors import ConfigError
-from nasforge.family import Reporter
 from nasforge.data.builtin_tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task, load_mnist1d_task
-from nasforge_autoencoder import AutoencoderFamily, checks
+from nasforge.errors import ConfigError
+from nasforge.testing import FigureReporter
+from nasforge.testing import fit_once as train
+from nasforge_autoencoder import AutoencoderFamily
 from nasforge_autoencoder.model import bernoulli_nll, gaussian_kl, gaussian_nll, split_metrics
-
-
-class FigureReporter(Reporter):
-    """Keeps reports and the figures a fit logs (a real reporter, minus MLflow)."""
-
-    def __init__(self):
-        self.history, self.figures = [], {}
-
-    def report(self, step, metrics):
-        self.history.append((step, dict(metrics)))
-
-    def log_figure(self, figure, name):
-        self.figures[name] = figure
 
 
 @pytest.fixture(scope="module")
@@ -45,27 +30,12 @@ def digits():
     return load_digits_task(0)
 
 
-def train(family, task, params, epochs, *, seed=0, reporter=None):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = reporter or FigureReporter()
-    metrics = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, metrics, reporter
-
-
 def mean_image_baselines(task):
     """Val MSE and Bernoulli -log p(x) of the model that predicts the training mean for every input."""
     mean = task.x_train.mean(axis=0)
     p = np.clip(mean, 1e-6, 1 - 1e-6)
     nll = -(task.x_val * np.log(p) + (1 - task.x_val) * np.log(1 - p)).sum(axis=1).mean()
     return float(((task.x_val - mean) ** 2).mean()), float(nll)
-
-
-def png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 # -- the terms of the bound --------------------------------------------------------------
@@ -100,7 +70,7 @@ def test_reconstruction_terms_are_per_sample_log_likelihoods() -> None:
 
 # -- learning ------------------------------------------------------------------------------
 def test_vae_learns_digits_better_than_the_mean_image(family, digits) -> None:
-    model, metrics, reporter = train(family, digits, {"lr": 3e-3}, 25)
+    model, metrics, reporter = train(family, digits, {"lr": 3e-3}, 25, reporter=FigureReporter())
     baseline_mse, baseline_nll = mean_image_baselines(digits)   # ~0.073 and ~27.3 nats
     assert metrics["val_mse"] < 0.6 * baseline_mse                 # measured ~0.03
     assert metrics["val_neg_elbo"] < baseline_nll - 1.5            # measured ~24.6: a bound, and still lower
@@ -114,8 +84,8 @@ def test_vae_learns_digits_better_than_the_mean_image(family, digits) -> None:
     assert set(reporter.history[0][1]) == {"train_loss", "val_mse", "val_recon", "val_kl", "val_neg_elbo",
                                            "val_loss"}
     assert set(reporter.figures) == {"reconstructions.png", "samples.png"}
-    for figure in reporter.figures.values():
-        assert png_bytes(figure).startswith(b"\x89PNG")
+    for name in reporter.figures:
+        assert reporter.png(name).startswith(b"\x89PNG")
     # 32 samples tiled 4 x 8, 8x8 pixels each with 1-pixel gaps
     assert reporter.figures["samples.png"].axes[0].images[0].get_array().shape == (4 * 9 + 1, 8 * 9 + 1)
 
@@ -141,7 +111,7 @@ def test_beta_weighs_the_kl_term(family, digits) -> None:
 
 
 def test_autoencoder_learns_digits(family, digits) -> None:
-    model, metrics, reporter = train(family, digits, {"kind": "ae", "lr": 3e-3}, 20)
+    model, metrics, reporter = train(family, digits, {"kind": "ae", "lr": 3e-3}, 20, reporter=FigureReporter())
     baseline_mse, _ = mean_image_baselines(digits)
     assert metrics["val_mse"] < 0.4 * baseline_mse          # measured ~0.018 vs 0.073
     assert "val_kl" not in metrics and "val_neg_elbo" not in metrics
@@ -157,13 +127,13 @@ def test_conv_vae_learns_digits(family, digits) -> None:
 
 def test_gaussian_likelihood_on_mnist1d_signals(family) -> None:
     task = load_mnist1d_task(0)
-    model, metrics, reporter = train(family, task, {"lr": 3e-3, "latent_size": 16}, 5)
+    model, metrics, reporter = train(family, task, {"lr": 3e-3, "latent_size": 16}, 5, reporter=FigureReporter())
     assert model.likelihood == "gaussian"          # MNIST-1D values are not in [0, 1]
     baseline = float(((task.x_val - task.x_train.mean(axis=0)) ** 2).mean())
     assert metrics["val_mse"] < 0.8 * baseline
     figure = reporter.figures["reconstructions.png"]
     assert len(figure.axes[0].lines) == 2           # input and reconstruction, as line plots
-    assert png_bytes(figure).startswith(b"\x89PNG")
+    assert reporter.png("reconstructions.png").startswith(b"\x89PNG")
 
 
 def test_forward_is_the_deterministic_reconstruction(family, digits) -> None:
@@ -214,17 +184,6 @@ def test_build_rejects_what_the_task_cannot_hold(family, digits) -> None:
         family.build(family.make_config({"likelihood": "bernoulli"}), load_diabetes_task(0))
     with pytest.raises(ConfigError, match="cannot handle task 'x' of kind 'control'"):
         family.check_task("x", "control")
-
-
-def test_bad_budget(family, digits) -> None:
-    config = family.make_config({})
-    with pytest.raises(ConfigError, match="no budget 'steps'"):
-        family.fit(family.build(config, digits), digits, config, {"steps": 3}, FigureReporter())
-
-
-def test_names_match_the_training_helpers() -> None:
-    assert set(checks.ACTIVATIONS) == set(training.ACTIVATIONS)
-    assert checks.OPTIMIZERS == training.OPTIMIZERS
 
 
 # -- end to end ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nasforge import training
 from nasforge.family import NullReporter
@@ -127,8 +128,39 @@ def test_families_that_declare_checkpoints_save_and_resume(family_name: str) -> 
     first = MemoryReporter(every=1)
     family.fit(model, task, config, {"epochs": 2}, first)
     assert sorted(first.saved) == [1, 2]
+    # a copy to compare with: Optimizer.load_state_dict keeps the checkpoint's own tensors (same dtype
+    # and device), so the resumed training steps the reporter's copy in place
+    saved = copy.deepcopy(first.saved[1])
     torch.manual_seed(1)
-    resumed = family.build(family.make_config({"lr": 1e-3}), task)
-    second = MemoryReporter(resume_from=first.saved[1])
-    family.fit(resumed, task, family.make_config({"lr": 1e-3}), {"epochs": 2}, second)
-    assert [step for step, _ in second.history] == [2]
+    resumed = family.build(family.make_config({"lr": 1e-3}), task)   # other initial weights, other lr (as PBT)
+    # What the resumed fit holds when it starts training: the weights and buffers at its first
+    # forward pass, the optimizer's state at its first step (both before that step changes them).
+    seen = {}
+
+    def first_forward(module, _inputs):
+        seen.setdefault("model", {k: v.detach().clone() for k, v in module.state_dict().items()})
+
+    def first_step(optimizer, _args, _kwargs):
+        if "optimizer" not in seen:
+            seen["optimizer"] = copy.deepcopy(optimizer.state_dict())
+            seen["lr"] = optimizer.param_groups[0]["lr"]
+
+    hooks = [resumed.register_forward_pre_hook(first_forward),
+             register_optimizer_step_pre_hook(first_step)]
+    try:
+        second = MemoryReporter(resume_from=first.saved[1])
+        family.fit(resumed, task, family.make_config({"lr": 1e-3}), {"epochs": 2}, second)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert [step for step, _ in second.history] == [2]                      # it went on after epoch 1 ...
+    assert seen["model"].keys() == saved["model"].keys()
+    for name, tensor in saved["model"].items():                              # ... from the saved weights
+        assert torch.equal(seen["model"][name], tensor), name
+    state, saved_state = seen["optimizer"]["state"], saved["optimizer"]["state"]
+    assert state.keys() == saved_state.keys() and state                      # ... and the optimizer's moments
+    for index, values in saved_state.items():
+        assert values.keys() == state[index].keys()
+        for key, value in values.items():
+            assert torch.equal(torch.as_tensor(state[index][key]), torch.as_tensor(value)), (index, key)
+    assert seen["lr"] == 1e-3                                                # with the new config's lr

@@ -4,8 +4,10 @@ import math
 
 import pytest
 
+from conftest import task_for
 from nasforge.checks import check_bool, check_choice, check_int, check_number
 from nasforge.errors import ConfigError
+from nasforge.family import NullReporter
 from nasforge.plugins import get_registry
 
 
@@ -43,13 +45,19 @@ def test_check_bool():
         check_bool("batch_norm", 1)
 
 
-@pytest.mark.parametrize("family", ["mlp", "cnn", "rnn", "autoencoder", "gan", "evidential", "rl"])
+@pytest.mark.parametrize("family", get_registry().names("family"))
 def test_every_family_reads_its_budget_the_same_way(family):
     fam = get_registry().get("family", family)
     unit = fam.budget_unit
     assert fam.budget_amount({}) == fam.default_budget
     assert fam.budget_amount({unit: 3.0}) == 3
-    with pytest.raises(ConfigError, match=rf"budget.{unit}=0 is not valid; expected an integer >= 1"):
-        fam.budget_amount({unit: 0})
-    with pytest.raises(ConfigError, match=rf"family '{family}' has no budget 'trials'; its budget is {{{unit}: N}}"):
-        fam.budget_amount({"trials": 3})
+    # ... and its fit refuses a bad budget with the same words before it trains
+    task = get_registry().get("task", task_for(fam)).load(0)
+    config = fam.make_config({})
+    model, reporter = fam.build(config, task), NullReporter()
+    for check in (fam.budget_amount, lambda budget: fam.fit(model, task, config, budget, reporter)):
+        with pytest.raises(ConfigError, match=rf"budget.{unit}=0 is not valid; expected an integer >= 1"):
+            check({unit: 0})
+        with pytest.raises(ConfigError, match=rf"family '{family}' has no budget 'trials'; its budget is {{{unit}: N}}"):
+            check({"trials": 3})
+    assert reporter.history == []   # refused before a single step was trained

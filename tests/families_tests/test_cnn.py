@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import optuna
 import pytest
@@ -13,11 +10,11 @@ from conftest import runs_of
 
 import nasforge
 from nasforge import training
-from nasforge.errors import ConfigError
-from nasforge.family import NullReporter
-from nasforge.spec.space import SearchSpace
 from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task, load_mnist1d_task
+from nasforge.errors import ConfigError
+from nasforge.spec.space import SearchSpace
 from nasforge.testing import FamilyContract
+from nasforge.testing import fit_once as train
 from nasforge_cnn import CNNFamily
 from nasforge_cnn import config as cnn_config
 from nasforge_cnn.shapes import plan_blocks
@@ -36,15 +33,6 @@ def digits():
 @pytest.fixture(scope="module")
 def mnist1d():
     return load_mnist1d_task(0)
-
-
-def train(family, task, params, epochs, *, seed=0):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = NullReporter()
-    metrics = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, metrics, reporter
 
 
 def block_outputs(model, task):
@@ -187,13 +175,6 @@ def test_bad_config_names_field_value_and_choices(family, params, message) -> No
         family.make_config(params)
 
 
-@pytest.mark.parametrize("budget, message", [({"steps": 3}, "no budget 'steps'"), ({"epochs": 0}, "epochs=0")])
-def test_bad_budget(family, digits, budget, message) -> None:
-    config = family.make_config({})
-    with pytest.raises(ConfigError, match=message):
-        family.fit(family.build(config, digits), digits, config, budget, NullReporter())
-
-
 def test_task_without_image_or_signal_shape_is_rejected(family, store) -> None:
     task = load_breast_cancer_task(0)
     pattern = r"family 'cnn' cannot handle task 'breast_cancer'.*'image_shape'.*'signal_shape'"
@@ -203,19 +184,6 @@ def test_task_without_image_or_signal_shape_is_rejected(family, store) -> None:
         nasforge.search("cnn", task="breast_cancer", trials=1, budget=1, **store)
     with pytest.raises(ConfigError, match=r"family 'cnn' cannot handle task 'diabetes' of kind 'regression'"):
         nasforge.search("cnn", task="diabetes", trials=1, budget=1, **store)
-
-
-def test_names_match_the_training_helpers() -> None:
-    # The config validates without importing torch, so it keeps its own copies of the names.
-    assert set(cnn_config.ACTIVATIONS) == set(training.ACTIVATIONS)
-    assert cnn_config.OPTIMIZERS == training.OPTIMIZERS
-    assert cnn_config.INITS == training.INITS
-    assert cnn_config.CLIP_MODES == training.CLIP_MODES
-
-
-def test_importing_the_plugin_does_not_import_torch() -> None:
-    code = "import sys, nasforge_cnn; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("space_name", ["cnn", "cnn_small"])

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import task_for
 from nasforge.plugins import get_registry
 from nasforge.testing import FamilyContract
 
 BUILTIN_FAMILIES = ("mlp", "cnn", "rnn", "autoencoder", "gan", "evidential", "rl", "nasbench201")
-
-
-def _task_for(family) -> str:
-    """The family's default task, else the first registered task (by name) of a kind it supports."""
-    registry = get_registry()
-    default = getattr(family, "default_task", None)
-    if default in registry.names("task"):
-        return default
-    for name in registry.names("task"):
-        if registry.get("task", name).kind in family.task_kinds:
-            return name
-    pytest.fail(f"no registered task of a kind family {family.name!r} supports ({', '.join(family.task_kinds)})")
 
 
 def test_builtin_families_are_registered() -> None:
@@ -36,4 +25,4 @@ class TestRegisteredFamily(FamilyContract):
     @pytest.fixture(scope="class")
     @classmethod
     def task_name(cls, family) -> str:
-        return _task_for(family)
+        return task_for(family)

@@ -12,37 +12,17 @@ from scipy import special, stats
 
 import nasforge
 from conftest import runs_of
-from nasforge.errors import ConfigError
-from nasforge.family import NullReporter
 from nasforge.data.builtin_tasks import load_diabetes_task, load_digits_task
-from nasforge.testing import FamilyContract
+from nasforge.errors import ConfigError
+from nasforge.testing import FamilyContract, FigureReporter
+from nasforge.testing import fit_once as train
 from nasforge_evidential import EvidentialFamily, load_cubic_task, load_digits_ood_task, ood_inputs
 from nasforge_evidential import losses, metrics
 from nasforge_evidential.model import MIN_EVIDENCE
 
 
-class FigureReporter(NullReporter):
-    """Keeps reports and saves attached figures to PNG bytes."""
-
-    def __init__(self):
-        super().__init__()
-        self.figures: dict[str, bytes] = {}
-
-    def log_figure(self, figure, name: str) -> None:
-        import io
-
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        self.figures[name] = buffer.getvalue()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These networks are tiny: one intra-op thread is as fast, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# These networks are tiny: one intra-op thread is as fast, and much faster on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +38,6 @@ def cubic():
 @pytest.fixture(scope="module")
 def digits_ood():
     return load_digits_ood_task(0)
-
-
-def train(family, task, params, epochs, *, seed=0, reporter=None):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = reporter or NullReporter()
-    result = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, result, reporter
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +202,7 @@ def test_cubic_fit_beats_the_constant_predictor(family, cubic, cubic_fit) -> Non
     with torch.no_grad():
         objective = losses.evidential_regression_loss(model.eval()(x_val), y_val, reg_weight=0.01).mean().item()
     assert result["val_loss"] == pytest.approx(objective, rel=1e-4)
-    png = reporter.figures["evidential_regression.png"]
+    png = reporter.png("evidential_regression.png")
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
@@ -299,15 +270,6 @@ def test_mode_must_match_the_task(family, cubic, digits_ood) -> None:
     assert model(torch.zeros(2, 64)).shape == (2, 7)
     with pytest.raises(ConfigError, match=r"family 'evidential' cannot handle task 'x' of kind 'control'"):
         family.check_task("x", "control")
-
-
-def test_bad_budget_is_a_clear_error(family, cubic) -> None:
-    config = family.make_config({})
-    model = family.build(config, cubic)
-    with pytest.raises(ConfigError, match=r"has no budget 'steps'"):
-        family.fit(model, cubic, config, {"steps": 3}, NullReporter())
-    with pytest.raises(ConfigError, match=r"budget.epochs=0 is not valid"):
-        family.fit(model, cubic, config, {"epochs": 0}, NullReporter())
 
 
 def test_diverging_loss_raises(family, cubic) -> None:

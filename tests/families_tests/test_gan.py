@@ -3,8 +3,6 @@ a trained generator, noise and a collapsed generator in that order, and the GAN 
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import scipy.linalg
@@ -13,25 +11,15 @@ from mlflow import MlflowClient
 
 import nasforge
 from conftest import runs_of
-from nasforge.errors import ConfigError
-from nasforge.family import Reporter
 from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task
+from nasforge.errors import ConfigError
+from nasforge.testing import FigureReporter
+from nasforge.testing import fit_once as train
 from nasforge_gan import GANFamily
 from nasforge_gan import fid
 
 # Learns fast on digits (val_fid ~30 after 20 epochs, measured); the test trains 30.
 FAST = {"g_layers": [512], "d_layers": [256], "g_lr": 2e-3, "d_lr": 2e-3}
-
-
-class FigureReporter(Reporter):
-    def __init__(self):
-        self.history, self.figures = [], {}
-
-    def report(self, step, metrics):
-        self.history.append((step, dict(metrics)))
-
-    def log_figure(self, figure, name):
-        self.figures[name] = figure
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +32,9 @@ def digits():
     return load_digits_task(0)
 
 
-def train(family, task, params, epochs, *, seed=0):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = FigureReporter()
-    metrics = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, metrics, reporter
-
-
 @pytest.fixture(scope="module")
 def trained(family, digits):
-    return train(family, digits, FAST, 30)
+    return train(family, digits, FAST, 30, reporter=FigureReporter())
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +114,7 @@ def test_gan_learns_digits_far_better_than_noise(family, digits, trained, refere
     assert metrics["val_fid"] == min(r["val_fid"] for _, r in reporter.history)   # best epoch restored
     assert family.evaluate(model, digits, split="val")["val_fid"] == pytest.approx(metrics["val_fid"])
     figure = reporter.figures["samples.png"]
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    assert buffer.getvalue().startswith(b"\x89PNG")
+    assert reporter.png("samples.png").startswith(b"\x89PNG")
     assert figure.axes[0].images[0].get_array().shape == (8 * 9 + 1, 8 * 9 + 1)    # 64 samples, tiled 8 x 8
     samples = model.sample(16)
     assert samples.shape == (16, 64) and ((samples >= 0) & (samples <= 1)).all()   # sigmoid for pixels

@@ -6,15 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from nasforge import training
-from nasforge.errors import ConfigError
-from nasforge.family import NullReporter
-from nasforge.spec.space import SearchSpace
 from nasforge.data.builtin_tasks import load_breast_cancer_task, load_diabetes_task, load_digits_task
-from nasforge_mlp import MLPConfig, MLPFamily
-from nasforge_mlp import family as mlp_module
+from nasforge.errors import ConfigError
+from nasforge.spec.space import SearchSpace
+from nasforge.testing import fit_once as train
+from nasforge_mlp import MLPFamily
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +33,6 @@ def breast_cancer():
 @pytest.fixture(scope="module")
 def diabetes():
     return load_diabetes_task(0)
-
-
-def train(family, task, params, epochs, *, seed=0):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = NullReporter()
-    metrics = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, metrics, reporter
 
 
 # -- learning ----------------------------------------------------------------------------
@@ -133,25 +122,9 @@ def test_bad_config_names_field_value_and_choices(family, params, message) -> No
         family.make_config(params)
 
 
-@pytest.mark.parametrize("budget, message", [({"steps": 3}, "no budget 'steps'"), ({"epochs": 0}, "epochs=0")])
-def test_bad_budget(family, breast_cancer, budget, message) -> None:
-    config = family.make_config({})
-    with pytest.raises(ConfigError, match=message):
-        family.fit(family.build(config, breast_cancer), breast_cancer, config, budget, NullReporter())
-
-
 def test_config_defaults_and_asdict(family) -> None:
     config = family.make_config({"layers": [{"units": 8}]})
     assert dataclasses.asdict(config)["layers"] == [{"units": 8, "activation": "relu", "dropout": 0.0}]
-    assert isinstance(MLPConfig(), MLPConfig)
-
-
-def test_names_match_the_training_helpers() -> None:
-    # The config validates without importing torch, so it keeps its own copies of the names.
-    assert set(mlp_module.ACTIVATIONS) == set(training.ACTIVATIONS)
-    assert mlp_module.OPTIMIZERS == training.OPTIMIZERS
-    assert mlp_module.INITS == training.INITS
-    assert mlp_module.CLIP_MODES == training.CLIP_MODES
 
 
 def test_metrics_per_task_kind(family, digits, diabetes) -> None:

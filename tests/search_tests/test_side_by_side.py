@@ -1,30 +1,21 @@
 """Strategies side by side: one study and one MLflow parent run, trials dealt fairly, a summary, resume."""
 
 import math
-import os
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 
 import nasforge
-from conftest import runs_of
+from conftest import child_runs, completed_trials, replay_strategy, runs_of, stores_in
+from kill_and_resume import check_resumed_search, interrupt_search
 from nasforge.errors import SpecError, UnknownNameError
+from nasforge.strategies.build import make_sampler
 from nasforge.strategies.shares import split_trials, strategy_seed
-from toy_family import TOY_SPACE
+from toy_family import SLOW_TOY_SPACE, TOY_SPACE
 
-TESTS = Path(__file__).parents[1]
 THREE = ["controller", "tpe", "random"]
-
-
-def _children(runs, parent_id):
-    return runs[runs["tags.mlflow.parentRunId"] == parent_id]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +24,7 @@ def three(tmp_path_factory):
     from toy_family import ToyPlugin
 
     root = tmp_path_factory.mktemp("side_by_side")
-    store = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    store = stores_in(root)
     plugin = ToyPlugin()
     nasforge.register(plugin, name="toy-plugin")
     try:
@@ -61,7 +52,7 @@ def test_one_parent_run_and_each_trial_a_child_tagged_with_its_strategy(three):
     assert parent["params.strategy"] == "controller,tpe,random" and parent["params.trials.random"] == "3"
     assert parent["params.strategy.controller.lr"] == "0.05" and parent["params.strategy.tpe.n_startup_trials"] == "2"
 
-    children = _children(runs, result.parent_run_id)
+    children = child_runs(runs, result.parent_run_id)
     assert len(children) == 11 and set(children["status"]) == {"FINISHED"}
     assert children["tags.strategy"].value_counts().to_dict() == {"controller": 4, "tpe": 4, "random": 3}
     assert sorted(children["tags.trial_number"].astype(int)) == list(range(11))   # one numbering, no clashes
@@ -76,11 +67,22 @@ def test_one_parent_run_and_each_trial_a_child_tagged_with_its_strategy(three):
 
 def test_each_strategy_samples_from_its_own_trials_only(three):
     result, _ = three
+    mine = {name: [t for t in result.trials if t.user_attrs["strategy"] == name] for name in THREE}
+    # TPE (2 startup trials, then the model): a fresh TPE with the search's seed, told tpe's trials
+    # one by one, suggests exactly the configurations tpe proposed in the search ...
+    fresh = make_sampler(result.spec).samplers["tpe"]
+    alone = replay_strategy(fresh, result.spec.space, mine["tpe"], directions=result.spec.directions)
+    assert alone == [t.params for t in mine["tpe"]]
+    # ... while one that also saw the controller's and random's trials would have proposed others
+    fresh = make_sampler(result.spec).samplers["tpe"]
+    seeing_all = replay_strategy(fresh, result.spec.space, mine["tpe"], directions=result.spec.directions,
+                                 others=mine["controller"] + mine["random"])
+    assert seeing_all[0] == alone[0] and seeing_all != alone   # (the first trial is random in both)
     # the controller learned from its 4 rewards only (one REINFORCE update per reward, batch_size=1)
     from nasforge.strategies.controller.state import load
 
     snapshot, since = load(result.study)
-    assert snapshot["step"] + len(since) == 4
+    assert snapshot["step"] + len(since) == len(mine["controller"]) == 4
 
 
 def test_best_over_all_strategies_and_the_summary(three):
@@ -163,53 +165,24 @@ def test_multi_objective_side_by_side_counts_each_strategy_on_the_front(store, t
 
 # -- resume ------------------------------------------------------------------------------------
 TARGET = 9
-SCRIPT = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
-    import nasforge
-    from toy_family import ToyPlugin, TOY_SPACE
-    nasforge.register(ToyPlugin(), name="toy-plugin")
-    nasforge.search("toy", space=TOY_SPACE, strategy=["tpe", "random"], trials={target}, budget=20, seed=0,
-                    save_models=False, study_name="both", tracking_uri={uri!r}, storage={storage!r})
-""")
-
-
-def _counted(storage):
-    try:
-        study = optuna.load_study(study_name="both", storage=storage)
-    except Exception:
-        return 0
-    return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
 
 
 def test_a_killed_side_by_side_search_resumes_every_strategy_to_its_share(store, toy):
-    script = SCRIPT.format(tests=str(TESTS), target=TARGET, uri=store["tracking_uri"], storage=store["storage"])
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while _counted(store["storage"]) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stdout.read().decode()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert 3 <= _counted(store["storage"]) < TARGET
+    # The paced space: trials of a few milliseconds could all be done before the kill lands.
+    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=4, seed=0,
+                  save_models=False, study_name="both", **store)
+    interrupt_search(search, completed=3, sig=signal.SIGKILL)
+    assert 3 <= completed_trials(store["storage"], "both") < TARGET
 
     with pytest.raises(SpecError, match="same strategy list"):
-        nasforge.search("toy", space=TOY_SPACE, strategy="tpe", trials=TARGET, budget=20, seed=0,
-                        study_name="both", resume=True, **store)
-    result = nasforge.search("toy", space=TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=20, seed=0,
-                             save_models=False, resume=True, **store)   # found without its name
+        nasforge.search(**{**search, "strategy": "tpe"}, resume=True)
+    result = nasforge.search(**{k: v for k, v in search.items() if k != "study_name"}, resume=True)  # found without its name
     assert result.study.study_name == "both"
+    counts = check_resumed_search(result, store, TARGET, experiment="toy-digits", model=False)
     counted = [t for t in result.trials if not t.user_attrs.get("interrupted")]
-    assert all(t.state.name == "COMPLETE" for t in counted)
     per = {n: sum(t.user_attrs["strategy"] == n for t in counted) for n in ("tpe", "random")}
     assert per == {"tpe": 5, "random": 4}
-    runs = runs_of(store["tracking_uri"], "toy-digits")
-    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
-    assert list(parents["run_id"]) == [result.parent_run_id] and parents.iloc[0]["status"] == "FINISHED"
-    children = _children(runs, result.parent_run_id)
-    finished = children[children["status"] == "FINISHED"]
-    assert sorted(finished["run_id"]) == sorted(t.user_attrs["mlflow_run_id"] for t in counted)
-    assert "RUNNING" not in set(children["status"])
+    assert set(counts["children"]["tags.strategy"]) == {"tpe", "random"}
 
 
 # -- bad input ---------------------------------------------------------------------------------

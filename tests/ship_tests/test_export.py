@@ -8,6 +8,7 @@ import torch
 from mlflow import MlflowClient
 
 import nasforge
+from conftest import stores_in
 from nasforge.cli import main
 from nasforge.errors import ExportError
 from nasforge.results.export_stored import export_run
@@ -29,7 +30,7 @@ def toy():
 def searches(toy, tmp_path_factory):
     """One search that saved its models and, in the same store, a later one that did not."""
     root = tmp_path_factory.mktemp("export_store")
-    store = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "storage": f"sqlite:///{root / 'optuna.db'}"}
+    store = stores_in(root)
     saved = nasforge.search("toy", task="digits", space=TOY_SPACE, strategy="random", trials=3, seed=2,
                             experiment="saved", **store)
     unsaved = nasforge.search("toy", task="digits", space=TOY_SPACE, strategy="random", trials=1, seed=2,

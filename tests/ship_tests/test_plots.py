@@ -11,7 +11,7 @@ import nasforge
 from nasforge.results import plots
 from nasforge.results.result import SearchResult
 from nasforge.spec.arguments import build_spec
-from conftest import toy_registered
+from conftest import stores_in, toy_registered
 from toy_family import TOY_SPACE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -170,13 +170,14 @@ def test_strategies_side_by_side_get_a_curve_each_and_the_controller_its_curves(
     assert files["controller.png"].startswith(PNG_MAGIC)
 
 
-def test_plots_false_logs_no_plots(tmp_path):
+def test_plots_false_logs_no_plots(store, tmp_path):
     import mlflow
 
     result = nasforge.search("mlp", task="digits", space="mlp_small", strategy="random", trials=2, budget=1, seed=0,
-                             plots=False, save_models=False, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                             storage=f"sqlite:///{tmp_path}/optuna.db")
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+                             plots=False, save_models=False, **store)
+    client = mlflow.MlflowClient(store["tracking_uri"])
     assert "plots" not in [a.path for a in client.list_artifacts(result.parent_run_id)]
+    fresh = stores_in(tmp_path / "refused")
     with pytest.raises(nasforge.SpecError, match="plots must be True or False, got 'no'"):
-        nasforge.search("mlp", task="digits", plots="no", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+        nasforge.search("mlp", task="digits", plots="no", **fresh)
+    assert not (tmp_path / "refused").exists()   # refused before either store was touched

@@ -146,7 +146,8 @@ def test_yaml_files_load_and_errors_name_the_file_and_line(tmp_path):
 
 
 def test_yaml_is_loaded_safely(tmp_path):
-    evil = tmp_path / "evil.yaml"
-    evil.write_text("params:\n  a: !!python/object/apply:os.system ['echo hacked']\n")
+    evil, trace = tmp_path / "evil.yaml", tmp_path / "hacked"
+    evil.write_text(f"params:\n  a: !!python/object/apply:os.system ['touch {trace}']\n")
     with pytest.raises(SpaceError, match="invalid YAML"):
         SearchSpace.load(evil)
+    assert not trace.exists()   # the command never ran

@@ -2,10 +2,10 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import optuna
@@ -14,6 +14,7 @@ import yaml
 
 import nasforge
 from nasforge.errors import StoreError
+from nasforge.stores.http import HTTP_RETRIES, HTTP_TIMEOUT_S
 from nasforge.stores.preflight import check_storage
 from toy_family import TOY_SPACE
 
@@ -33,10 +34,35 @@ def readonly_dir(tmp_path):
     path.chmod(0o755)
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class DownServer:
+    """A real HTTP server on 127.0.0.1 that answers every request 503 (an MLflow server that is
+    down behind its proxy), and records for each request its path and the MLflow HTTP settings
+    this process had in force while it was made."""
+
+    SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+    def __init__(self):
+        requests = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                requests.append((self.path.split("?")[0], {k: os.environ.get(k) for k in DownServer.SETTINGS}))
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PATCH = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def search(store, **kwargs):
@@ -77,13 +103,22 @@ def test_unwritable_optuna_storage(tmp_path, readonly_dir, where, message):
         check_storage(f"sqlite:///{path}")  # (search() checks the MLflow store first, then this)
 
 
-def test_unreachable_mlflow_server_fails_fast(store, toy):
-    uri = f"http://127.0.0.1:{closed_port()}"
-    started = time.perf_counter()
-    with pytest.raises(StoreError, match=f"cannot write to the MLflow store {uri}"):
-        search(store, tracking_uri=uri)
-    assert time.perf_counter() - started < 20  # MLflow's own retries would take minutes
-    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the short timeouts were for the preflight only
+def test_failing_mlflow_server_is_tried_once_per_call_with_a_short_timeout(store, toy, monkeypatch):
+    # No back-off between MLflow's retries: were they not turned off, this fails in seconds (16 requests)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    server = DownServer()
+    try:
+        with pytest.raises(StoreError, match=f"cannot write to the MLflow store {server.url}"):
+            search(store, tracking_uri=server.url)
+    finally:
+        server.close()
+    # MLflow's own settings retry each call 7 times with back-off (minutes); the preflight asks once
+    # per call, under the short timeout: the experiment is looked up, then once more (another search
+    # may have created it at that moment), and nothing is retried.
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(HTTP_RETRIES), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S)}
+    assert [path for path, _ in server.requests] == ["/api/2.0/mlflow/experiments/get-by-name"] * 2
+    assert all(settings == quick for _, settings in server.requests) and quick["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+    assert not set(DownServer.SETTINGS) & set(os.environ)   # the short settings were for the preflight only
     assert_no_trial_ran(store)
 
 

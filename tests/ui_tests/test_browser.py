@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nasforge
+from conftest import free_port
 from toy_family import TOY_SPACE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,18 +42,12 @@ def _no_browser() -> None:
 TRIALS = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def ui(store):
     """``nasforge ui`` for the test's store on a free port of 127.0.0.1, started at once (it boots
     while the search runs); ``ui()`` waits until it answers and gives its base URL."""
     MlflowClient(store["tracking_uri"]).search_experiments()   # the tables first: never two processes make them
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "nasforge.cli", "ui", "--tracking-uri", store["tracking_uri"],
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

@@ -131,6 +131,11 @@ def _run(spec, *, study, context, n_trials, tracker, on_outcome, storage: str, s
     from nasforge.executors.ray_trainable import TrialSettings, train
 
     concurrency = min(max_concurrent(spec, session.nodes), n_trials)
+    if spec.scheduler == "pbt":
+        # The population is every trial: all of them are created, and PBT takes turns on the CPUs
+        # (it pauses a trial at each perturbation while others wait). A limit here would run the
+        # population as separate groups of `concurrency` trials that never see each other.
+        concurrency = n_trials
     warn_if_store_is_local(context.tracking_uri, session.nodes)
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
     searcher = StudySearcher(study=study, spec=spec, tracker=tracker, on_outcome=on_outcome, deadline=deadline)

@@ -106,6 +106,11 @@ def check_options(*, backend: str, pruner: str, n_jobs: int, n_objectives: int, 
     if scheduler == "pbt":
         from nasforge.executors.pbt_options import check_pbt
 
+        if max_concurrent is not None:
+            raise SpecError(f"max_concurrent={max_concurrent} does not apply to scheduler='pbt': the population is all "
+                            "the trials, which take turns on the cluster's CPUs (PBT pauses one while another runs); "
+                            "a limit would split it into groups that never see each other. Leave max_concurrent out, "
+                            "or raise cpus_per_trial to run fewer trials at once")
         options = check_pbt(given["scheduler_options"], family=family, space=space, strategies=strategies,
                             max_budget=max_budget)
         return {"address": address, "cpus_per_trial": cpus, "gpus_per_trial": gpus,

@@ -76,6 +76,16 @@ class NasforgePBT(PopulationBasedTraining):
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
+    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile) -> None:
+        if trial in lower_quantile:
+            # Ray picks the donor with the global `random` among the whole top quantile, and skips the
+            # exploit if that one holds no checkpoint (a top trial has one only if it was on top at its
+            # own last perturbation). Pick with the search's seeded generator, among those that hold one.
+            donors = [t for t in upper_quantile if self._trial_state[t].last_checkpoint is not None]
+            if donors:
+                upper_quantile = [self.rng.choice(donors)]
+        super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
     def _get_new_config(self, trial, trial_to_clone) -> tuple[dict, dict]:
         donor = trial_to_clone.config
         params, changed = perturb(donor[PARAMS], self.mutations, self.rng,

@@ -32,9 +32,9 @@ from typing import Any
 
 import pytest
 
-from nasforge.errors import ConfigError
-from nasforge.family import NullReporter
 from nasforge.data.tasks import TASK_KINDS
+from nasforge.errors import ConfigError
+from nasforge.testing.fitting import fit_once
 
 N_SAMPLED_CONFIGS = 5
 
@@ -84,13 +84,7 @@ class FamilyContract:
 
     @staticmethod
     def _fit(family, task, config_params, budget, *, seed):
-        import torch
-
-        config = family.make_config(config_params)
-        torch.manual_seed(seed)
-        model = family.build(config, task)
-        reporter = NullReporter()
-        metrics = family.fit(model, task, config, budget, reporter)
+        model, metrics, reporter = fit_once(family, task, config_params, budget, seed=seed)
         return model, reporter, metrics
 
     # -- metadata --------------------------------------------------------------------
