@@ -18,7 +18,7 @@ import nasforge
 from conftest import runs_of
 from toy_family import SLOW_TOY_SPACE, ToyPlugin
 
-ray = pytest.importorskip("ray")
+import ray  # noqa: E402  (a dev dependency: a broken import fails loudly)
 
 from executors_tests.ray_nodes import RayCluster, free_port  # noqa: E402
 from nasforge.executors.ray_connect import RayConnectError, refresh_auth_settings  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 from executors_tests.ray_nodes import free_port
 from nasforge.executors.ray_connect import RayConnectError, check_reachable, explain
 
-ray = pytest.importorskip("ray")
+import ray  # noqa: E402  (a dev dependency: a broken import fails loudly)
 
 
 def test_a_closed_port_is_named_with_the_fix():
