@@ -11,14 +11,14 @@ larger than ``memory_limit_mb`` stays on disk and is streamed (:mod:`nasforge.da
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from nasforge.data.preprocessing import LabelEncoding, TabularPreprocessor, TargetScaling, is_numeric, plain
+from nasforge.data.features import make_features, split_name
+from nasforge.data.fingerprint import digests
+from nasforge.data.preprocessing import LabelEncoding, TargetScaling, is_numeric, plain
 from nasforge.data.sources import ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems, read_split
 from nasforge.data.tasks import Task, task_description
 from nasforge.errors import DataError
@@ -36,8 +36,6 @@ OPTIONS = {
     "image_size": None,       # (height, width) images are resized to; default: the most common size
     "cache_dir": None,        # where a streamed Parquet file's preprocessed rows are written
 }
-IMAGE_SAMPLE = 512            # images whose size is looked at to choose the common size
-FINGERPRINT_FULL = 256 << 20  # files up to this size are hashed whole; larger ones by 64 sampled blocks
 
 
 @dataclass(kw_only=True)
@@ -136,39 +134,39 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
     first = raw.get("train", raw.get("all"))
     if hasattr(first.x, "iloc"):   # a table: every split has its columns, none of mixed types
         for name, split in raw.items():
-            _check_columns(split.x, what=_what(name), columns=list(first.x.columns))
+            _check_columns(split.x, what=split_name(name), columns=list(first.x.columns))
     layout = choose_layout(first.x, family=family, families=families)
     for split in raw.values():
         if choose_layout(split.x, family=family, families=families) != layout:
             raise DataError(f"the splits of data are not alike: {first.origin} and {split.origin}")
     for name, split in raw.items():
         if split.y is None:
-            split.y = _dataset_labels(split.x, what=_what(name))
-        split.y = _check_targets(split.y, what=_what(name))
+            split.y = _dataset_labels(split.x, what=split_name(name))
+        split.y = _check_targets(split.y, what=split_name(name))
     kind, kind_note = infer_kind(first.y, kind=kind, target=target)
     labels = None
     if kind == "classification":
         labels = LabelEncoding.fit(first.y if "train" in raw else raw["all"].y)
         if len(labels.classes) < 2:
-            raise DataError(f"{_what('train' if 'train' in raw else 'all')}: the target has one class "
+            raise DataError(f"{split_name('train' if 'train' in raw else 'all')}: the target has one class "
                             f"({labels.classes[0]!r}); classification needs at least two")
     splits, split_note = _split(raw, labels=labels, val=opts["val"], test=opts["test"], seed=seed)
     codes = {}
     for name, (split, rows) in splits.items():
         y = _take(split.y, rows)
         if labels is not None:
-            codes[name] = labels.encode(y, where=_what(name))
+            codes[name] = labels.encode(y, where=split_name(name))
             if len(codes[name]) == 0:
-                raise DataError(f"{_what(name)}: no rows; give more data or smaller val/test fractions")
+                raise DataError(f"{split_name(name)}: no rows; give more data or smaller val/test fractions")
         else:
             codes[name] = y
     if labels is not None and len(set(codes["train"].tolist())) < 2:
-        raise DataError(f"{_what('train')}: all rows have one class; classification needs at least two in train")
-    features = _features(splits, layout=layout, opts=opts, seed=seed)
+        raise DataError(f"{split_name('train')}: all rows have one class; classification needs at least two in train")
+    features = make_features(splits, layout=layout, opts=opts, seed=seed)
     scaling = TargetScaling.fit(codes["train"]) if kind == "regression" else None
     if scaling is not None and len(scaling.mean) != 1:
         raise DataError(f"data: the regression target has {len(scaling.mean)} columns; give one target column")
-    digest, split_digests = _digests(raw, splits)
+    digest, split_digests = digests(raw, splits)
     name = opts["name"] or _default_name(first)
     if name in set(taken_names):
         name = f"{name}-data"
@@ -190,10 +188,6 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
 
 
 # -- reading and checking ------------------------------------------------------------------------
-def _what(split: str) -> str:
-    return "data" if split == "all" else f"data[{split!r}]"
-
-
 def _read_splits(data: Any, *, target: str | None) -> dict[str, RawSplit]:
     if isinstance(data, Mapping):
         unknown = sorted(set(map(str, data)) - set(SPLITS))
@@ -201,8 +195,25 @@ def _read_splits(data: Any, *, target: str | None) -> dict[str, RawSplit]:
             raise DataError(f"data: unknown split {unknown[0]!r}; give train and optionally val, test")
         if "train" not in data:
             raise DataError("data: a mapping of splits needs 'train' (val and test are split off it when absent)")
-        return {name: read_split(data[name], target=target, what=_what(name)) for name in SPLITS if name in data}
+        return {name: read_split(data[name], target=target, what=split_name(name)) for name in SPLITS if name in data}
     return {"all": read_split(data, target=target, what="data")}
+
+
+def _check_columns(frame, *, what: str, columns: list[str]) -> None:
+    """Columns match the train split's and none mixes strings with numbers."""
+    if list(frame.columns) != columns:
+        missing = sorted(set(columns) - set(frame.columns))
+        extra = sorted(set(frame.columns) - set(columns))
+        raise DataError(f"{what}: its columns differ from the train split's (missing: {', '.join(missing) or '-'}; "
+                        f"extra: {', '.join(extra) or '-'})")
+    for column in columns:
+        values = frame[column]
+        if is_numeric(values):
+            continue
+        kinds = {type(plain(v)).__name__ for v in values.dropna()}
+        if len(kinds) > 1 and not kinds <= {"int", "float"}:
+            raise DataError(f"{what}: column {column!r} mixes types ({', '.join(sorted(kinds))}); "
+                            "make it all numbers or all text")
 
 
 def choose_layout(x, *, family, families=None) -> str:
@@ -323,7 +334,7 @@ def _split(raw: dict[str, RawSplit], *, labels, val: float, test: float, seed: i
     out = {s: (raw[s], np.arange(len(raw[s]))) for s in ("val", "test") if s in raw}
     note = ""
     if missing:
-        codes = labels.encode(base.y, where=_what("train" if "train" in raw else "all")) if labels else None
+        codes = labels.encode(base.y, where=split_name("train" if "train" in raw else "all")) if labels else None
         strat = codes
         if codes is not None and np.bincount(codes).min() < 3:
             strat = None
@@ -358,280 +369,6 @@ def _take(values, rows):
     return np.asarray(values)[rows] if not isinstance(values, np.ndarray) else values[rows]
 
 
-# -- features ------------------------------------------------------------------------------------
-@dataclass(kw_only=True)
-class _Features:
-    x: dict[str, Any]                  # split -> float32 array (N, n_features) or a RowSource
-    n_features: int
-    raw_shape: tuple[int, ...]         # one input as given (columns, or (T, F), (C, H, W), ...)
-    spec: dict[str, Any]               # what was fitted (JSON)
-    info: dict[str, Any]               # task.info entries: the layout's shape keys
-    columns: list[str] | None = None
-    notes: list[str] = field(default_factory=list)
-    streamed: bool = False
-
-
-def _features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> _Features:
-    base = splits["train"][0].x
-    if isinstance(base, ImageFolder):
-        return _image_folder_features(splits, opts=opts)
-    if isinstance(base, TorchItems):
-        return _dataset_features(splits, layout=layout, opts=opts)
-    if isinstance(base, ParquetFile):
-        return _parquet_features(splits, opts=opts, seed=seed)
-    if isinstance(base, NpyFile):
-        return _npy_features(splits, layout=layout, opts=opts, seed=seed)
-    if hasattr(base, "columns"):
-        return _table_features(splits, seed=seed)
-    return _array_features(splits, layout=layout)
-
-
-def _table_features(splits, *, seed: int) -> _Features:
-    """A DataFrame: numeric columns standardized, categorical ones one-hot encoded (fitted on train)."""
-    train = splits["train"][0].x.iloc[splits["train"][1]]
-    pre = TabularPreprocessor.fit(train, seed=seed)
-    x = {name: pre.transform(split.x.iloc[rows]) for name, (split, rows) in splits.items()}
-    numeric = sum(1 for c in pre.columns if not hasattr(c, "categories"))
-    notes = [f"{numeric} numeric columns standardized, {len(pre.columns) - numeric} categorical one-hot "
-             f"({len(pre.feature_names)} features)"]
-    if pre.missing:
-        notes.append(f"{sum(pre.missing.values())} missing train values imputed in "
-                     f"{', '.join(sorted(pre.missing))}")
-    return _Features(x=x, n_features=len(pre.feature_names), raw_shape=(len(pre.columns),), spec=pre.to_dict(),
-                     info={"feature_names": pre.feature_names}, columns=pre.input_columns, notes=notes)
-
-
-def _check_columns(frame, *, what: str, columns: list[str]) -> None:
-    """Columns match the train split's and none mixes strings with numbers."""
-    if list(frame.columns) != columns:
-        missing = sorted(set(columns) - set(frame.columns))
-        extra = sorted(set(frame.columns) - set(columns))
-        raise DataError(f"{what}: its columns differ from the train split's (missing: {', '.join(missing) or '-'}; "
-                        f"extra: {', '.join(extra) or '-'})")
-    for column in columns:
-        values = frame[column]
-        if is_numeric(values):
-            continue
-        kinds = {type(plain(v)).__name__ for v in values.dropna()}
-        if len(kinds) > 1 and not kinds <= {"int", "float"}:
-            raise DataError(f"{what}: column {column!r} mixes types ({', '.join(sorted(kinds))}); "
-                            "make it all numbers or all text")
-
-
-def _array_features(splits, *, layout: str) -> _Features:
-    """In-memory numpy inputs, scaled for their layout (statistics from train only)."""
-    import numpy as np
-
-    arrays = {name: split.x[rows] for name, (split, rows) in splits.items()}
-    shape = tuple(arrays["train"].shape[1:])
-    for name, array in arrays.items():
-        if tuple(array.shape[1:]) != shape:
-            raise DataError(f"{_what(name)}: inputs of shape {array.shape[1:]}, but train's are {shape}")
-        if array.dtype.kind == "f" and not np.isfinite(array).all() and layout != "tabular":
-            raise DataError(f"{_what(name)}: {int((~np.isfinite(array)).sum())} input values are NaN or infinite")
-    if layout == "tabular":
-        pre = TabularPreprocessor.fit(arrays["train"])
-        x = {name: pre.transform(a) for name, a in arrays.items()}
-        notes = [f"{shape[0]} columns standardized"]
-        if pre.missing:
-            notes.append(f"{sum(pre.missing.values())} missing train values imputed")
-        return _Features(x=x, n_features=shape[0], raw_shape=shape, spec=pre.to_dict(), info={}, notes=notes)
-    if layout == "tokens":
-        low = min(int(a.min()) for a in arrays.values())
-        if low < 0:
-            raise DataError(f"data: token ids must be >= 0, found {low}")
-        vocab = max(int(a.max()) for a in arrays.values()) + 1
-        x = {name: a.astype(np.float32) for name, a in arrays.items()}
-        return _Features(x=x, n_features=shape[0], raw_shape=shape, spec={"type": "tokens", "vocab_size": vocab},
-                         info={"sequence_shape": (shape[0],), "vocab_size": vocab},
-                         notes=[f"integer tokens, vocabulary {vocab}"])
-    if layout == "image":
-        channels_first = len(shape) == 3
-        image_shape = shape if channels_first else (1, *shape)
-        scale = 1 / 255 if arrays["train"].dtype == np.uint8 else 1.0
-        x = {name: (a.reshape(len(a), -1) * scale).astype(np.float32) for name, a in arrays.items()}
-        return _Features(x=x, n_features=int(np.prod(shape)), raw_shape=shape,
-                         spec={"type": "image", "scale": scale, "image_shape": list(image_shape)},
-                         info={"image_shape": tuple(int(v) for v in image_shape)},
-                         notes=["pixels / 255" if scale != 1.0 else "pixels as given"])
-    # sequences (N, T, F) and signals (N, L): standardized per feature with train statistics
-    steps, feats = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
-    train = arrays["train"].reshape(len(arrays["train"]), steps, feats).astype(np.float64)
-    mean, std = train.mean(axis=(0, 1)), train.std(axis=(0, 1))
-    std = np.where(std > 0, std, 1.0)
-    x = {name: ((a.reshape(len(a), steps, feats) - mean) / std).reshape(len(a), -1).astype(np.float32)
-         for name, a in arrays.items()}
-    spec = {"type": layout, "mean": mean.tolist(), "scale": std.tolist()}
-    info = {"sequence_shape": (steps, feats)} if layout == "sequence" else {"signal_shape": (1, steps)}
-    return _Features(x=x, n_features=steps * feats, raw_shape=shape, spec=spec, info=info,
-                     notes=[f"standardized per feature ({feats})"])
-
-
-def _stream_or_not(opts: dict[str, Any], n: int, n_features: int) -> bool:
-    if opts["stream"] != "auto":
-        return bool(opts["stream"])
-    return n * n_features * 4 > opts["memory_limit_mb"] * (1 << 20)
-
-
-def _npy_features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> _Features:
-    """A ``.npy`` pair: loaded when small, else streamed by rows with the numeric preprocessing per batch."""
-    import numpy as np
-
-    from nasforge.data.streams import NpyRows, NumericTransform
-
-    base = splits["train"][0].x
-    total = sum(len(rows) for _, rows in splits.values())
-    n_features = int(np.prod(base.shape[1:]))
-    if not _stream_or_not(opts, total, n_features):
-        loaded = {name: (RawSplit(x=np.load(split.x.path, allow_pickle=False), y=split.y, origin=split.origin),
-                         rows) for name, (split, rows) in splits.items()}
-        return _array_features(loaded, layout=layout)
-    if layout not in ("tabular", "signal", "image"):
-        raise DataError(f"data: streaming {layout} inputs from .npy is not supported; use a torch Dataset")
-    sources = {name: NpyRows(split.x.path, num_workers=opts["num_workers"]).subset(rows)
-               for name, (split, rows) in splits.items()}
-    train = sources["train"]
-    sample_rows = min(len(train), max(256, (64 << 20) // max(8 * n_features, 1)))
-    sample = train.read(np.random.default_rng(seed).choice(len(train), size=sample_rows, replace=False))
-    info: dict[str, Any] = {}
-    if layout == "tabular":
-        pre = TabularPreprocessor.fit(sample)
-        transform = NumericTransform(fill=np.array([c.fill for c in pre.columns]),
-                                     mean=np.array([c.mean for c in pre.columns]),
-                                     scale=np.array([c.scale for c in pre.columns]))
-        spec = pre.to_dict()
-        note = f"{n_features} columns standardized (statistics from {sample_rows} train rows)"
-    else:
-        scale = 1 / 255 if np.dtype(base.dtype) == np.uint8 else 1.0
-        transform = NumericTransform(fill=np.zeros(1), mean=np.zeros(1), scale=np.full(1, 1 / scale))
-        spec = {"type": layout, "scale": scale}
-        shape = tuple(base.shape[1:])
-        info = {"image_shape": shape if len(shape) == 3 else (1, *shape)} if layout == "image" \
-            else {"signal_shape": (1, shape[0])}
-        note = "pixels / 255" if scale != 1.0 else ""
-    x = {name: NpyRows(s.path, rows=s.rows, transform=transform, num_workers=opts["num_workers"])
-         for name, s in sources.items()}
-    return _Features(x=x, n_features=n_features, raw_shape=tuple(base.shape[1:]), spec=spec, info=info,
-                     notes=[n for n in (note,) if n], streamed=True)
-
-
-def _parquet_features(splits, *, opts: dict[str, Any], seed: int) -> _Features:
-    """Parquet: small files become a DataFrame; large ones are read by row groups into a float32 cache."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from nasforge.data.streams import NpyRows, write_npy
-
-    base = splits["train"][0].x
-    if any(split.x.path != base.path for split, _ in splits.values()):
-        raise DataError("data: streamed Parquet splits must come from one file; give one file and let nasforge "
-                        "split it, or small files")
-    reader = pq.ParquetFile(base.path)
-    columns = list(base.columns)
-    probe = reader.read_row_group(0, columns=columns).to_pandas()
-    width = probe.shape[1] * 8
-    if not _stream_or_not(opts, base.n_rows, width // 4):
-        frame = reader.read(columns=columns).to_pandas()
-        loaded = {name: (RawSplit(x=frame, y=split.y, origin=split.origin), rows)
-                  for name, (split, rows) in splits.items()}
-        return _table_features(loaded, seed=seed)
-    train_rows = splits["train"][1]
-    fit_parts, seen = [], 0
-    fit_limit = max(1000, (64 << 20) // max(width, 1))
-    in_train = np.zeros(base.n_rows, dtype=bool)
-    in_train[train_rows] = True
-    for group in range(reader.num_row_groups):        # the first row groups' train rows fit the statistics
-        part = reader.read_row_group(group, columns=columns).to_pandas()
-        fit_parts.append(part[in_train[seen:seen + len(part)]])
-        seen += len(part)
-        if sum(len(p) for p in fit_parts) >= fit_limit:
-            break
-    import pandas as pd
-
-    pre = TabularPreprocessor.fit(pd.concat(fit_parts), seed=seed)
-    cache_dir = Path(opts["cache_dir"] or Path("nasforge_runs") / "data-cache").resolve()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_dir / f"{Path(base.path).stem}-{_file_fingerprint(base.path)}-{_spec_digest(pre.to_dict())}.npy"
-    if not cache.exists():
-        blocks = (pre.transform(reader.read_row_group(g, columns=columns).to_pandas())
-                  for g in range(reader.num_row_groups))
-        write_npy(str(cache), blocks, n_rows=base.n_rows, n_features=len(pre.feature_names))
-    source = NpyRows(str(cache), num_workers=opts["num_workers"])
-    x = {name: source.subset(rows) for name, (_, rows) in splits.items()}
-    notes = [f"{len(pre.columns)} columns preprocessed by row groups into {cache}"]
-    return _Features(x=x, n_features=len(pre.feature_names), raw_shape=(len(pre.columns),), spec=pre.to_dict(),
-                     info={"feature_names": pre.feature_names}, columns=pre.input_columns, notes=notes,
-                     streamed=True)
-
-
-def _image_folder_features(splits, *, opts: dict[str, Any]) -> _Features:
-    """Images: every file opened (an unreadable one is named), one size and channel count, in [0, 1]."""
-    from collections import Counter
-
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    sizes, modes = Counter(), set()
-    files = [f for split, rows in splits.values() for f in (split.x.files[i] for i in rows)]
-    for index, file in enumerate(files):
-        try:
-            with Image.open(file) as image:
-                if index < IMAGE_SAMPLE:
-                    sizes[(image.height, image.width)] += 1
-                modes.add(image.mode)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"data: cannot read image {file}: {type(exc).__name__}: {exc}") from None
-    size = tuple(opts["image_size"] or sizes.most_common(1)[0][0])
-    channels = 1 if modes <= {"L", "1", "I", "I;16", "F", "LA"} else 3
-    n_features = channels * size[0] * size[1]
-    stream = _stream_or_not(opts, len(files), n_features)
-    from nasforge.data.streams import ImageRows
-
-    x = {}
-    for name, (split, rows) in splits.items():
-        source = ImageRows([split.x.files[i] for i in rows], size=size, channels=channels,
-                           num_workers=opts["num_workers"])
-        x[name] = source if stream else source.read(np.arange(len(source)))
-    resized = sum(count for s, count in sizes.items() if s != size)
-    notes = [f"{channels} channel(s), {size[0]}x{size[1]} pixels in [0, 1]"]
-    if resized:
-        notes.append(f"images of other sizes resized to {size[0]}x{size[1]}")
-    return _Features(x=x, n_features=n_features, raw_shape=(channels, *size),
-                     spec={"type": "image", "scale": 1 / 255, "image_shape": [channels, *size],
-                           "resize_to": list(size)},
-                     info={"image_shape": (channels, *size)}, notes=notes, streamed=stream)
-
-
-def _dataset_features(splits, *, layout: str, opts: dict[str, Any]) -> _Features:
-    """A torch Dataset: items read as they are (no preprocessing), loaded when small, streamed otherwise."""
-    import numpy as np
-
-    from nasforge.data.streams import DatasetRows
-
-    base = splits["train"][0].x
-    shape = base.item_shape
-    n_features = int(np.prod(shape))
-    total = sum(len(rows) for _, rows in splits.values())
-    stream = _stream_or_not(opts, total, n_features)
-    x = {}
-    for name, (split, rows) in splits.items():
-        if tuple(split.x.item_shape) != tuple(shape):
-            raise DataError(f"{_what(name)}: items of shape {split.x.item_shape}, but train's are {shape}")
-        source = DatasetRows(split.x.dataset, indices=rows, n_features=n_features, num_workers=opts["num_workers"])
-        x[name] = source if stream else source.read(np.arange(len(source)))
-    if layout == "image":
-        image_shape = shape if len(shape) == 3 else (1, *shape)
-        info = {"image_shape": tuple(int(v) for v in image_shape)}
-    elif layout == "sequence":
-        info = {"sequence_shape": (shape[0], shape[1] if len(shape) > 1 else 1)}
-    elif layout == "signal":
-        info = {"signal_shape": (1, shape[0])}
-    else:
-        info = {}
-    return _Features(x=x, n_features=n_features, raw_shape=shape, spec={"type": "dataset", "item_shape": list(shape)},
-                     info=info, notes=["Dataset items used as given"], streamed=stream)
-
-
 def _example(split: RawSplit, spec: dict[str, Any], rows: int = 5):
     """The first rows of a split as the user gave them (inputs only): what a served model is shown."""
     import numpy as np
@@ -658,76 +395,7 @@ def _example(split: RawSplit, spec: dict[str, Any], rows: int = 5):
     return np.array(x[:rows])
 
 
-# -- identity ------------------------------------------------------------------------------------
-def _digests(raw: dict[str, RawSplit], splits) -> tuple[str, dict[str, str]]:
-    """The data's digest (of what the user gave) and one per split (of its rows)."""
-    import numpy as np
-
-    whole = hashlib.sha256()
-    for name in sorted(raw):
-        whole.update(name.encode())
-        whole.update(_fingerprint(raw[name]).encode())
-    digest = whole.hexdigest()[:16]
-    per_split = {}
-    for name, (split, rows) in splits.items():
-        h = hashlib.sha256(digest.encode())
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
-        per_split[name] = h.hexdigest()[:16]
-    return digest, per_split
-
-
-def _fingerprint(split: RawSplit) -> str:
-    import numpy as np
-
-    h = hashlib.sha256()
-    x = split.x
-    if isinstance(x, (NpyFile, ParquetFile)):
-        h.update(_file_fingerprint(x.path).encode())
-    elif isinstance(x, ImageFolder):
-        for file in x.files:
-            h.update(os.path.relpath(file, x.root).encode())
-            h.update(_file_fingerprint(file).encode())
-    elif isinstance(x, TorchItems):
-        h.update(f"{type(x.dataset).__qualname__}:{len(x.dataset)}:{x.item_shape}".encode())
-        for i in sorted({0, len(x.dataset) // 2, len(x.dataset) - 1}):
-            h.update(np.ascontiguousarray(np.asarray(x.dataset[i][0], dtype=np.float64)).tobytes())
-    elif hasattr(x, "columns"):
-        import pandas as pd
-
-        h.update(",".join(map(str, x.columns)).encode())
-        h.update(pd.util.hash_pandas_object(x, index=False).to_numpy().tobytes())
-    else:
-        h.update(f"{x.dtype}:{x.shape}".encode())
-        h.update(np.ascontiguousarray(x).tobytes())
-    y = np.asarray(split.y)
-    h.update(np.asarray([str(v) for v in y]).astype("U").tobytes() if y.dtype == object
-             else np.ascontiguousarray(y).tobytes())
-    return h.hexdigest()
-
-
-def _file_fingerprint(path: str) -> str:
-    """sha256 of a file (16 hex): whole up to 256 MB, else its size and 64 blocks spread over it."""
-    h = hashlib.sha256()
-    size = os.path.getsize(path)
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        if size <= FINGERPRINT_FULL:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        else:
-            for i in range(64):
-                f.seek(int(i * (size - 65536) / 63))
-                h.update(f.read(65536))
-    return h.hexdigest()[:16]
-
-
-def _spec_digest(spec: dict[str, Any]) -> str:
-    import json
-
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
+# -- naming ----------------------------------------------------------------------------------------
 def _default_name(split: RawSplit) -> str:
     name = split.name or "data"
     return re.sub(r"[^\w.\-]", "_", name)[:100] or "data"
