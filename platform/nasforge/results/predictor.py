@@ -90,18 +90,17 @@ class Predictor:
         """``data`` preprocessed as in training: float32 rows of ``prod(task.input_shape)`` values."""
         features = self.preprocessing["features"]
         kind = features["type"]
+        width = int(np.prod(self.task.input_shape))
         if kind == "tabular":
             x = self._table(data)
         elif kind == "image":
             x = self._images(data, features)
         else:
             x = self._array(data)
-            x = x.reshape(len(x), -1).astype(np.float64)
-            if kind in ("sequence", "signal"):
-                steps = len(x[0]) // len(features["mean"]) if len(x) else 0
-                x = ((x.reshape(len(x), steps, -1) - np.asarray(features["mean"])) / np.asarray(features["scale"]))
-                x = x.reshape(len(x), -1)
-        width = int(np.prod(self.task.input_shape))
+            x = x.reshape(len(x), -1).astype(np.float64) if x.ndim >= 2 else x
+            if x.ndim == 2 and x.shape[1] == width and kind in ("sequence", "signal"):
+                mean, scale = np.asarray(features["mean"]), np.asarray(features["scale"])
+                x = ((x.reshape(len(x), -1, len(mean)) - mean) / scale).reshape(len(x), -1)
         if x.ndim != 2 or x.shape[1] != width:
             raise DataError(f"predict: {x.shape[1] if x.ndim == 2 else x.shape} input values per row, but the model "
                             f"takes {width} ({self._expected()})")

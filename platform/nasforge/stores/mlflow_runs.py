@@ -66,6 +66,7 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)   # "Validating input example ..." per model
 
 
 def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
