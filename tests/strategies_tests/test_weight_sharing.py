@@ -133,7 +133,7 @@ def _phase(store, strategy, space, options, *, seed=0, top=3):
     job = PhaseJob(strategy=strategy, family="mlp", task="digits", data_digest=None, space=space, seed=seed,
                    options=check_options(strategy, options), top=top, tracking_uri=store["tracking_uri"],
                    experiment_id=tracker.experiment_id, run_id=run_id)
-    phase = SupernetPhase(job, tracker=tracker)
+    phase = SupernetPhase(job=job, tracker=tracker)
     return phase, phase.run()
 
 

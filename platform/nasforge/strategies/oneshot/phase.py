@@ -57,13 +57,13 @@ def run_phase(job: PhaseJob, *, tracker: Tracker | None = None) -> dict[str, Any
     """Train the supernet of ``job`` (continuing its checkpoint, if any) and return the architectures
     to retrain: ``{"top": [...], "candidates": [...], "compute": {...}}``."""
     tracker = tracker or Tracker(tracking_uri=job.tracking_uri, experiment_id=job.experiment_id)
-    return SupernetPhase(job, tracker=tracker).run()
+    return SupernetPhase(job=job, tracker=tracker).run()
 
 
 class SupernetPhase:
     """One supernet phase; see the module docstring. ``run()`` trains to the last epoch and rates."""
 
-    def __init__(self, job: PhaseJob, *, tracker: Tracker):
+    def __init__(self, *, job: PhaseJob, tracker: Tracker):
         self.job, self.options, self.tracker = job, job.options, tracker
         self.family = get_registry().get("family", job.family)
         self.task = load_task(job.task, job.seed, data_digest=job.data_digest)
