@@ -151,10 +151,10 @@ TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
 
 
 def test_the_trained_controller_prefers_architectures_that_are_better_stand_alone(store):
-    """ENAS's controller, after the phase, puts its probability on networks that train better on their own
-    than a uniform draw does (each of the 6 networks trained stand-alone once to know)."""
+    """ENAS's controller (default options, 120 updates), after the phase, puts its probability on networks
+    that train better on their own than a uniform draw does (each of the 6 trained stand-alone once to know)."""
     space = SearchSpace.from_dict(TOY)
-    phase, _ = _phase(store, "enas", space, {"supernet_epochs": 4, "controller_steps": 5, "controller_batch": 5})
+    phase, _ = _phase(store, "enas", space, {"supernet_epochs": 8, "controller_steps": 15, "controller_batch": 5})
     family, task = MLPFamily(), load_task("digits", 0)
     grid = [{"n_layers": 1, "layers.0.units": u, "layers.0.activation": a} for u in (1, 4, 32) for a in ("relu", "tanh")]
     alone = []
@@ -166,7 +166,7 @@ def test_the_trained_controller_prefers_architectures_that_are_better_stand_alon
     probs = np.exp([phase.paths.log_prob({k: v for k, v in flat.items() if k != "n_layers"}) for flat in grid])
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)
     controller, uniform = float(probs @ np.array(alone)), float(np.mean(alone))
-    assert controller > uniform + 0.1, (controller, uniform, alone, probs)   # measured 0.85 vs 0.52
+    assert controller > uniform + 0.1, (controller, uniform, alone, probs)   # measured 0.90 vs 0.52
 
 
 # -- the retraining sampler --------------------------------------------------------------------
