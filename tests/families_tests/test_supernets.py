@@ -1,4 +1,4 @@
-"""The cnn and mlp supernets: a path computes its stand-alone network's function with the shared weights."""
+"""The cnn, mlp and rnn supernets: a path computes its stand-alone network's function with the shared weights."""
 
 from __future__ import annotations
 
@@ -144,3 +144,49 @@ def test_a_space_the_supernet_cannot_hold_names_the_parameter(family_name, space
     family, task = get_registry().get("family", family_name), load_task("digits", 0)
     with pytest.raises(ConfigError, match=message):
         family.supernet(SearchSpace.from_dict(space), task)
+
+
+@pytest.mark.parametrize("task_name", ["digits", "majority_tokens"])
+def test_an_enas_cell_path_is_its_standalone_cell(task_name):
+    """ENAS's sharing: node k reading node j uses the (k, j) matrix of the supernet, whatever the rest."""
+    from nasforge_rnn.enas_cell import predecessor
+
+    family, task = get_registry().get("family", "rnn"), load_task(task_name, 0)
+    space = SearchSpace.load("rnn_enas")
+    torch.manual_seed(0)
+    supernet = family.supernet(space, task).eval()
+    x = torch.as_tensor(task.x_val[:16])
+    for params in _paths(space, 10):
+        config = family.make_config(params)
+        model = family.build(config, task).eval()
+        with torch.no_grad():
+            shared = dict(supernet.named_parameters())
+            for name, param in model.named_parameters():
+                if name.startswith("node_proj."):
+                    k = int(name.split(".")[1]) + 1
+                    name = f"pairs.{k}_{predecessor(k, config.nodes[k - 1].input)}.weight"
+                param.copy_(shared[name])
+            assert torch.allclose(supernet(x, config), model(x), atol=1e-5), params
+
+
+def test_the_enas_cell_learns_digits_as_sequences():
+    family, task = get_registry().get("family", "rnn"), load_task("digits", 0)
+    config = family.make_config({"cell": "enas", "hidden_size": 32, "enas_activation": "tanh",
+                                 "nodes": [{"input": 0, "activation": "relu"}, {"input": 1, "activation": "tanh"}],
+                                 "lr": 3e-3})
+    torch.manual_seed(0)
+    model = family.build(config, task)
+    from nasforge.family import NullReporter
+
+    metrics = family.fit(model, task, config, {"epochs": 8}, NullReporter())
+    assert metrics["val_accuracy"] > 0.8   # chance is 0.1
+
+
+def test_enas_cell_inputs_wrap_onto_the_earlier_nodes():
+    family = get_registry().get("family", "rnn")
+    config = family.make_config({"cell": "enas", "nodes": [{"input": 3}, {"input": 3}, {"input": 3}]})
+    assert [n.input for n in config.nodes] == [0, 1, 0]   # node k reads input mod k
+    same = family.make_config({"cell": "enas", "nodes": [{"input": 0}, {"input": 1}, {"input": 3}]})
+    assert same == config
+    with pytest.raises(ConfigError, match="n_layers=1"):
+        family.make_config({"cell": "enas", "n_layers": 2})

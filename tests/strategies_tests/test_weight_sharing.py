@@ -107,7 +107,8 @@ MLP_LR_VARIES = {"params": {"n_layers": 1, "layers": {"repeat": "n_layers", "par
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"family": "rnn", "strategy": "enas"}, "family 'rnn' has none (Family.supernet); families with one: cnn, mlp"),
+    ({"family": "autoencoder", "strategy": "enas"},
+     "family 'autoencoder' has none (Family.supernet); families with one: cnn, mlp, rnn"),
     ({"strategy": "enas", "objective": ["val_accuracy", "n_params"]}, "'enas' handles a single objective"),
     ({"strategy": "rsws", "space": MLP_LR_VARIES}, "cannot hold parameter 'lr'"),
     ({"strategy": "enas", "space": "mlp"}, "cannot hold parameter 'optimizer'"),
@@ -145,7 +146,8 @@ def test_supernet_paths_train_well_above_chance(store):
 
 TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
     "n_layers": 1,
-    "layers": {"repeat": "n_layers", "params": {"units": {"choice": [1, 4, 32]}, "activation": {"choice": ["relu", "tanh"]}}},
+    "layers": {"repeat": "n_layers",
+               "params": {"units": {"choice": [1, 4, 32]}, "activation": {"choice": ["relu", "tanh"]}}},
     "lr": 3e-3,
 }}
 
@@ -156,7 +158,8 @@ def test_the_trained_controller_prefers_architectures_that_are_better_stand_alon
     space = SearchSpace.from_dict(TOY)
     phase, _ = _phase(store, "enas", space, {"supernet_epochs": 8, "controller_steps": 15, "controller_batch": 5})
     family, task = MLPFamily(), load_task("digits", 0)
-    grid = [{"n_layers": 1, "layers.0.units": u, "layers.0.activation": a} for u in (1, 4, 32) for a in ("relu", "tanh")]
+    grid = [{"n_layers": 1, "layers.0.units": u, "layers.0.activation": a}
+            for u in (1, 4, 32) for a in ("relu", "tanh")]
     alone = []
     for flat in grid:
         config = family.make_config(space.config_from_flat(flat))
