@@ -101,6 +101,17 @@ def test_rsws_from_the_cli_samples_uniformly_and_logs_no_controller(store, capsy
     assert {p["source"] for p in study._storage.get_study_system_attrs(study._study_id)[TOP_ATTR]} == {"sample"}
 
 
+def test_weight_sharing_searches_your_own_data(store):
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    result = nasforge.search("mlp", data=(x, y), strategy="rsws", trials=1, budget=2, seed=0, save_models=False,
+                             plots=False, strategy_options=TINY, **store)
+    assert result.spec.data is not None and result.best_value > 0.5   # 3 classes
+    runs = runs_of(store["tracking_uri"], result.spec.experiment)
+    assert runs[runs["tags.phase"] == "supernet"].iloc[0]["status"] == "FINISHED"
+
+
 # -- bad input: a clear error before anything is trained or written -------------------------------
 MLP_LR_VARIES = {"params": {"n_layers": 1, "layers": {"repeat": "n_layers", "params": {"units": {"choice": [8, 16]}}},
                             "lr": {"float": [1e-4, 1e-2], "log": True}}}
