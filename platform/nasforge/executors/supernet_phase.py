@@ -87,6 +87,10 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> lis
         tracker.end_run(run_id, "FAILED", tags={"status_reason": f"{type(exc).__name__}: {exc}"[:1000]})
         raise
     top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"]} for e in result["top"]]
+    if len(top) < spec.trials:
+        print(f"nasforge: the supernet phase's {options.candidates} draws hold only {len(top)} distinct "
+              f"architectures; {len(top)} are retrained, not trials={spec.trials} (a small space, or raise "
+              "strategy_options['candidates'])", file=sys.stderr)
     compute = result["compute"]
     best = result["candidates"][0] if result["candidates"] else {}
     metrics = {f"phase_{k}": float(v) for k, v in compute.items()}
