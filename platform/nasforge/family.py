@@ -79,6 +79,11 @@ class Family(abc.ABC):
     # MLflow pyfunc model); :meth:`predictions` reads the outputs. False for families whose forward
     # is something else (a reconstruction, a discriminator, a policy).
     predicts_target: ClassVar[bool] = False
+    # Weight-sharing NAS (strategy="enas" / "rsws", docs/weight_sharing.md): True when :meth:`supernet`
+    # builds one module holding every architecture of a space. ``supernet_space`` is the space such a
+    # search uses when none is given (architecture choices only, training settings fixed).
+    supports_weight_sharing: ClassVar[bool] = False
+    supernet_space: ClassVar[str | None] = None
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod
@@ -145,6 +150,23 @@ class Family(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, model, task: Task, split: str = "test") -> dict[str, float]:
         """Metrics of a trained model on a split (``"test"`` for the final report)."""
+
+    def supernet(self, space, task: Task):
+        """A ``torch.nn.Module`` holding every architecture of ``space`` in one set of shared weights.
+
+        ``forward(x, config)`` runs the one path of ``config`` (a :attr:`config_class` instance that
+        :meth:`make_config` made from a configuration sampled from ``space``): for the same ``x`` it
+        returns what ``build(config, task)(x)`` returns, in the same shape (logits for
+        classification, the value for regression). Paths that share a layer share its weights
+        (Pham et al. 2018, "Efficient Neural Architecture Search via Parameter Sharing").
+
+        Raise :class:`ConfigError` naming the parameter when ``space`` varies something one set of
+        weights cannot hold -- a training setting such as ``lr`` (fix it in the space: the supernet
+        and the retrained architectures train with it). Families that set
+        ``supports_weight_sharing = True`` implement this; :mod:`nasforge.weight_sharing` has helpers.
+        """
+        raise ConfigError(f"family {self.name!r} has no supernet (weight sharing); it sets "
+                          "supports_weight_sharing = False")
 
     def example_input(self, task: Task):
         """A small batch of inputs (numpy) used to log the model with a signature."""

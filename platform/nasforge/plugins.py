@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "nasforge.strategies.pruners",
     "nasforge.strategies.evolution",
     "nasforge.strategies.controller.strategy",
+    "nasforge.strategies.oneshot.plugin",
 )
 
 ENTRY_POINT_GROUP = "nasforge"

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 from nasforge.executors.backends import EXECUTORS, executor_session
+from nasforge.executors.supernet_phase import run_supernet_phase
 from nasforge.interrupts import release_storage_session
 from nasforge.plugins import get_registry
 from nasforge.progress import Monitor
@@ -45,11 +46,15 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
         family=spec.family, task=spec.task, seed=spec.seed, budget=spec.budget, objectives=spec.objectives,
         strategy=spec.strategy, backend=spec.backend, tracking_uri=spec.tracking_uri,
         experiment_id=tracker.experiment_id, parent_run_id=parent_run_id, study_name=study.study_name,
-        save_models=spec.save_models, extra_tags=spec.tags, data_digest=spec.data_digest,
+        save_models=spec.save_models, data_digest=spec.data_digest,
+        extra_tags={**spec.tags, **({"phase": "retrain"} if spec.weight_sharing else {})},
     )
     monitor = Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:
         execute = executor(spec.backend)
+        if spec.weight_sharing:   # enas/rsws: train the supernet first; the trials retrain its picks
+            remaining = run_supernet_phase(spec, study=study, tracker=tracker, parent_run_id=parent_run_id,
+                                           n_trials=remaining)
         tracker.arm(stop_study(study))  # a failing MLflow write now stops the search, results kept
         execute(spec, study=study, context=context, n_trials=remaining, tracker=tracker,
                 on_outcome=monitor.on_outcome)

@@ -55,6 +55,8 @@ class CNNFamily(Family):
     supports_streaming = True     # training.load_split reads inputs that stay on disk
     predicts_target = True        # forward() gives logits / the value: results predict and serve it
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
+    supports_weight_sharing = True   # supernet(): ENAS's macro space (strategy="enas" / "rsws")
+    supernet_space = "cnn_enas"
 
     def metrics(self, task: Task) -> dict[str, str]:
         """Validation accuracy and loss.
@@ -119,6 +121,16 @@ class CNNFamily(Family):
         model = init_weights(nn.Sequential(layers), config.init)
         model.notes = tuple(note for plan in plans for note in plan.notes)
         return model
+
+    def supernet(self, space, task: Task):
+        """Every CNN of ``space`` in one module with shared weights; see :mod:`nasforge_cnn.cnn_supernet`.
+
+        Holds depth (``n_blocks``), every block field (one convolution per kernel size, filters as
+        slices of the widest) and the head; a space that varies a training setting is refused.
+        """
+        from nasforge_cnn.cnn_supernet import build_supernet
+
+        return build_supernet(space, task, family=self)
 
     # -- training --------------------------------------------------------------------
     def fit(self, model, task: Task, config: CNNConfig, budget: Mapping[str, Any],

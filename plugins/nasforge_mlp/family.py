@@ -111,6 +111,8 @@ class MLPFamily(Family):
     supports_streaming = True     # training.load_split reads inputs that stay on disk
     predicts_target = True        # forward() gives logits / the value: results predict and serve it
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
+    supports_weight_sharing = True   # supernet(): widths as slices (strategy="enas" / "rsws")
+    supernet_space = "mlp_enas"
 
     def metrics(self, task: Task) -> dict[str, str]:
         if task.kind == "classification":
@@ -138,6 +140,16 @@ class MLPFamily(Family):
         outputs = task.n_classes if task.kind == "classification" else 1
         modules.append(nn.Linear(width, outputs))
         return init_weights(nn.Sequential(*modules), config.init)
+
+    def supernet(self, space, task: Task):
+        """Every MLP of ``space`` in one module with shared weights; see :mod:`nasforge_mlp.mlp_supernet`.
+
+        Holds depth (``n_layers``) and each layer's units (slices of the widest), activation and
+        dropout; a space that varies a training setting is refused.
+        """
+        from nasforge_mlp.mlp_supernet import build_supernet
+
+        return build_supernet(space, task, family=self)
 
     # -- training --------------------------------------------------------------------
     def fit(self, model, task: Task, config: MLPConfig, budget: Mapping[str, Any],

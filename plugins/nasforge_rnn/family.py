@@ -1,8 +1,8 @@
-"""The recurrent family: vanilla RNN, LSTM and GRU for many-to-one sequence tasks."""
+"""The recurrent family: vanilla RNN, LSTM, GRU and ENAS's cell for many-to-one sequence tasks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nasforge.checks import check_choice, check_int, check_number, check_training, fail
@@ -12,6 +12,8 @@ from nasforge.data.tasks import Task
 
 # Kept in step with nasforge.training and nasforge_rnn.model (both import torch).
 CELLS = ("rnn", "lstm", "gru")
+ENAS_CELL = "enas"                # ENAS's searched cell (nasforge_rnn.enas_cell), built from ``nodes``
+NODE_ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")   # ENAS's four (Pham et al. 2018)
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "adagrad")
 INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
 CLIP_MODES = ("none", "norm", "value")
@@ -19,10 +21,22 @@ SEQUENCE_TASKS = "digits, mnist1d, adding, adding_short, adding_long, majority_t
 
 
 @dataclass(kw_only=True)
+class NodeConfig:
+    """A node after the first of an ENAS cell: the earlier node it reads, and its activation."""
+
+    input: int = 0               # earlier nodes counted from 0 (the first); wraps around past the last
+    activation: str = "tanh"
+
+    def validate(self, where: str) -> None:
+        check_int(f"{where}.input", self.input, low=0)
+        check_choice(f"{where}.activation", self.activation, NODE_ACTIVATIONS)
+
+
+@dataclass(kw_only=True)
 class RNNConfig:
     """Configuration of an :class:`RNNFamily` model and its training."""
 
-    cell: str = "lstm"            # gated cells keep long dependencies (Hochreiter & Schmidhuber, 1997)
+    cell: str = "lstm"            # gated cells keep long dependencies (Hochreiter & Schmidhuber, 1997); or "enas"
     hidden_size: int = 64         # enough for the generated tasks and MNIST-1D
     n_layers: int = 1             # stacked recurrent layers
     bidirectional: bool = False   # a backward direction too (Schuster & Paliwal, 1997)
@@ -38,9 +52,23 @@ class RNNConfig:
     clip: str = "norm"            # gradient clipping by global norm (Pascanu et al., 2013), or value, or none
     clip_value: float = 1.0       # the norm / value threshold
     patience: int | None = 10     # early stopping on val loss; long: gated cells sit on a plateau first
+    # cell="enas" only (Pham et al. 2018): the first node's activation, and the nodes after it
+    enas_activation: str = "tanh"
+    nodes: list[NodeConfig] = field(default_factory=list)
+    n_nodes: int | None = None    # only checked against len(nodes)
 
     def __post_init__(self):
-        check_choice("cell", self.cell, CELLS)
+        check_choice("cell", self.cell, (*CELLS, ENAS_CELL))
+        check_choice("enas_activation", self.enas_activation, NODE_ACTIVATIONS)
+        if not isinstance(self.nodes, (list, tuple)):
+            raise fail("nodes", self.nodes, "expected a list of nodes (input, activation)")
+        self.nodes = [self._node(k, node) for k, node in enumerate(self.nodes, start=1)]
+        if self.n_nodes is not None:
+            check_int("n_nodes", self.n_nodes, low=0)
+            if self.n_nodes != len(self.nodes):
+                raise fail("n_nodes", self.n_nodes, f"it must equal len(nodes) = {len(self.nodes)}")
+        if self.cell == ENAS_CELL and (self.n_layers != 1 or self.bidirectional):
+            raise fail("cell", self.cell, "an ENAS cell is one unidirectional layer: n_layers=1, bidirectional=false")
         check_int("hidden_size", self.hidden_size, low=1)
         check_int("n_layers", self.n_layers, low=1)
         if not isinstance(self.bidirectional, bool):
@@ -53,6 +81,21 @@ class RNNConfig:
                         "truncated BPTT needs bidirectional=False (the backward direction reads the whole "
                         "sequence); use tbptt_steps=0")
         check_training(self, optimizers=OPTIMIZERS, inits=INITS, clip_modes=CLIP_MODES)
+
+    @staticmethod
+    def _node(k: int, node: Any) -> NodeConfig:
+        """Node ``k`` (1 = the second), its input wrapped onto the ``k`` earlier nodes: two inputs that
+        read the same node make the same configuration."""
+        where = f"nodes[{k - 1}]"
+        if isinstance(node, Mapping):
+            unknown = sorted(set(node) - {"input", "activation"})
+            if unknown:
+                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: input, activation")
+            node = NodeConfig(**node)
+        if not isinstance(node, NodeConfig):
+            raise fail(where, node, "expected a mapping with input, activation")
+        node.validate(where)
+        return NodeConfig(input=node.input % k, activation=node.activation)
 
 
 class RNNFamily(Family):
@@ -92,6 +135,8 @@ class RNNFamily(Family):
     supports_streaming = True     # training.load_split reads inputs that stay on disk
     predicts_target = True        # forward() gives logits / the value: results predict and serve it
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
+    supports_weight_sharing = True   # supernet(): ENAS's recurrent cell (strategy="enas" / "rsws")
+    supernet_space = "rnn_enas"
 
     def metrics(self, task: Task) -> dict[str, str]:
         self.check_sequence_task(task)
@@ -118,17 +163,34 @@ class RNNFamily(Family):
 
     # -- model -----------------------------------------------------------------------
     def build(self, config: RNNConfig, task: Task):
-        """A :class:`nasforge_rnn.model.RecurrentNet`; weights follow ``config.init``."""
+        """A :class:`nasforge_rnn.model.RecurrentNet`, or for ``cell="enas"`` an
+        :class:`nasforge_rnn.enas_cell.ENASCellNet`; weights follow ``config.init``."""
         from nasforge.training import init_weights
         from nasforge_rnn.model import RecurrentNet
 
         shape = self.check_sequence_task(task)
+        if config.cell == ENAS_CELL:
+            from nasforge_rnn.enas_cell import ENASCellNet
+
+            model = ENASCellNet(
+                sequence_shape=shape, hidden_size=config.hidden_size, first_activation=config.enas_activation,
+                nodes=[(n.input, n.activation) for n in config.nodes],
+                n_outputs=task.n_classes if task.kind == "classification" else 1,
+                vocab_size=task.info.get("vocab_size"), embedding_dim=config.embedding_dim)
+            return init_weights(model, config.init)
         model = RecurrentNet(
             cell=config.cell, sequence_shape=shape, hidden_size=config.hidden_size, n_layers=config.n_layers,
             bidirectional=config.bidirectional, dropout=config.dropout,
             n_outputs=task.n_classes if task.kind == "classification" else 1,
             vocab_size=task.info.get("vocab_size"), embedding_dim=config.embedding_dim)
         return init_weights(model, config.init)
+
+    def supernet(self, space, task: Task):
+        """Every ENAS cell of ``space`` with ENAS's sharing (one matrix per pair of nodes); see
+        :mod:`nasforge_rnn.enas_cell`. The space must fix ``cell: enas`` and the training settings."""
+        from nasforge_rnn.enas_cell import build_supernet
+
+        return build_supernet(space, task, family=self)
 
     # -- training --------------------------------------------------------------------
     def fit(self, model, task: Task, config: RNNConfig, budget: Mapping[str, Any],

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from nasforge.data.task_checks import check_task_data
 from nasforge.data.prepare import UserData, prepare_data
 from nasforge.data.tasks import load_task, register_data_task
-from nasforge.errors import DataError, NasforgeError, SpecError
+from nasforge.errors import ConfigError, DataError, NasforgeError, SpecError
 from nasforge.executors.backends import EXECUTORS
 from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
@@ -27,6 +27,7 @@ from nasforge.strategies.shares import split_trials
 # Metrics every trial reports on top of the family's own.
 COMMON_METRICS = {"n_params": "minimize", "train_time_s": "minimize"}
 DEFAULT_TRIALS, DEFAULT_STRATEGY = 20, "tpe"   # a new search's; resume=True takes the study's
+WEIGHT_SHARING_TRIALS = 5   # enas/rsws: top architectures retrained (ENAS retrains 1, Li & Talwalkar 10)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +67,7 @@ class SearchSpec:
     max_failures: int = 2
     runtime_env: dict[str, Any] | None = None
     strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
+    weight_sharing: bool = False        # enas/rsws: a supernet phase runs before the trials
     data: UserData | None = field(default=None, repr=False, compare=False)   # data=...: the user's own
 
     @property
@@ -217,7 +219,6 @@ def build_spec(
     fam = check_family(family, registry)
     user_data = check_data(data, task=task, target=target, kind=kind, options=data_options, fam=fam, seed=seed,
                            registry=registry)
-    space_obj = check_space(space, fam)
     if user_data is None:
         task = check_task(task, fam, registry)
         loaded_task = load_task(task, seed)  # cached: trials in this process reuse it
@@ -226,10 +227,17 @@ def build_spec(
     check_study_name(study_name)
     tracking, storage = check_stores(tracking_uri, storage, run_dir)
     experiment = experiment or f"{family}-{task}"
+    trials_given = trials
     trials, strategy = check_resume_defaults(resume, trials=trials, strategy=strategy, storage=storage,
                                              study_name=study_name, family=family, task=task, experiment=experiment)
+    weight_sharing = check_weight_sharing(strategy, fam, registry)
+    if weight_sharing and trials_given is None and not resume:
+        trials = WEIGHT_SHARING_TRIALS
+    space_obj = check_space(space, fam, weight_sharing=weight_sharing)
     check_task_data(loaded_task)
     fam.check_space(space_obj, loaded_task)
+    if weight_sharing:
+        check_supernet(fam, space_obj, loaded_task, strategy=strategy)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
@@ -249,7 +257,7 @@ def build_spec(
         resume=bool(resume), save_models=bool(save_models), plots=bool(plots),
         strategy_options=strategy_options,
         pruner_options=dict(pruner_options or {}),
-        tags={str(k): str(v) for k, v in (tags or {}).items()}, data=user_data,
+        tags={str(k): str(v) for k, v in (tags or {}).items()}, data=user_data, weight_sharing=weight_sharing,
         **ray_options,
     )
     # Building the sampler and pruner checks their options (and a grid's space) up front.
@@ -340,10 +348,11 @@ def check_task(task: str | None, fam, registry: Registry) -> str:
     return task
 
 
-def check_space(space: Any, fam) -> SearchSpace:
-    """The search space (the family's own when None), for this family, naming only its config fields."""
+def check_space(space: Any, fam, *, weight_sharing: bool = False) -> SearchSpace:
+    """The search space (the family's own when None: its ``supernet_space`` for a weight-sharing
+    strategy), for this family, naming only its config fields."""
     if space is None:
-        space = fam.default_space
+        space = (getattr(fam, "supernet_space", None) if weight_sharing else None) or fam.default_space
     if isinstance(space, SearchSpace):
         space_obj = space
     elif isinstance(space, Mapping):
@@ -356,6 +365,37 @@ def check_space(space: Any, fam) -> SearchSpace:
         raise SpecError(f"search space {space_obj.source} is for family {space_obj.family!r}, not {fam.name!r}")
     _check_space_fields(fam, space_obj)
     return space_obj
+
+
+def check_weight_sharing(strategy: Any, fam, registry: Registry) -> bool:
+    """Whether ``strategy`` trains a supernet first (enas, rsws); such a strategy runs alone, on a family
+    that has a supernet."""
+    names = _strategy_names(strategy, registry)
+    sharing = [n for n in names if getattr(registry.get("strategy", n), "weight_sharing", False)]
+    if not sharing:
+        return False
+    if len(names) > 1:
+        others = ", ".join(repr(n) for n in names if n != sharing[0])
+        raise SpecError(f"strategy {sharing[0]!r} cannot run side by side with {others}: it trains one supernet for "
+                        "the whole search before any trial, then retrains the architectures that supernet rates best, "
+                        "so its trials are not drawn one at a time and the others would wait for it instead of getting "
+                        f"their share of the workers. Run {sharing[0]!r} as a search of its own (another study_name) "
+                        "and compare the two with nasforge.load(...).leaderboard()")
+    if not getattr(fam, "supports_weight_sharing", False):
+        having = [n for n in registry.names("family")
+                  if getattr(registry.get("family", n), "supports_weight_sharing", False)]
+        raise SpecError(f"strategy {sharing[0]!r} trains a supernet that holds every architecture with shared weights, "
+                        f"but family {fam.name!r} has none (Family.supernet); families with one: "
+                        f"{', '.join(having) or '(none installed)'}")
+    return True
+
+
+def check_supernet(fam, space: SearchSpace, task, *, strategy: Any) -> None:
+    """The family's supernet can hold ``space`` on ``task`` (it is built once, here, to find out)."""
+    try:
+        fam.supernet(space, task)
+    except ConfigError as exc:
+        raise SpecError(f"strategy {strategy!r} cannot search {space.source}: {exc}") from None
 
 
 def check_objectives(objective: Any, fam, space: SearchSpace, task) -> tuple[Objective, ...]:

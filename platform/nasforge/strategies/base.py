@@ -11,13 +11,16 @@ class StrategyDef:
     """A named way to build an ``optuna.samplers.BaseSampler``.
 
     ``create(space=, seed=, n_objectives=, **options)`` returns the sampler.
-    ``multi_objective`` says whether it handles several objectives natively.
+    ``multi_objective`` says whether it handles several objectives natively. ``weight_sharing``:
+    the search first trains the family's supernet (:meth:`nasforge.Family.supernet`) and the
+    sampler then hands out the architectures that phase picked (``enas``, ``rsws``).
     """
 
     name: str
     create: Callable[..., Any]
     multi_objective: bool = False
     single_objective: bool = True
+    weight_sharing: bool = False
     description: str = ""
 
 

@@ -19,6 +19,10 @@ instance) and ``task_name`` (a registered task the family supports)::
         def task_name(cls):
             return "digits"
 
+Families with a supernet (``supports_weight_sharing = True``) are also checked on it, with
+their ``supernet_space``: a path gives the stand-alone model's output shape, uniform draws reach
+every choice, every choice changes some path, and a varied training setting is refused.
+
 Override ``config_params`` (default ``{}``: every config default) or ``small_budget``
 (default ``{family.budget_unit: 2}``) when the defaults are too slow for a test. Define
 fixtures as class-scoped classmethods, as above (pytest deprecates class-scoped fixtures
@@ -37,6 +41,7 @@ from nasforge.errors import ConfigError
 from nasforge.testing.fitting import fit_once
 
 N_SAMPLED_CONFIGS = 5
+N_COVERAGE_DRAWS = 500
 
 
 def _first_output(output):
@@ -165,3 +170,127 @@ class FamilyContract:
         for name, value in metrics.items():
             assert name.startswith("test_"), f"{name!r} should be prefixed with the split"
             assert _is_finite_number(value), f"{name} = {value!r}"
+
+    # -- weight sharing (families with supports_weight_sharing) ------------------------------
+    @pytest.fixture(scope="class")
+    @classmethod
+    def supernet_space(cls, family):
+        """The space a weight-sharing search uses by default (skips families without a supernet)."""
+        if not getattr(family, "supports_weight_sharing", False):
+            pytest.skip(f"family {family.name!r} has no supernet (supports_weight_sharing = False)")
+        from nasforge.spec.space import SearchSpace
+
+        return SearchSpace.load(family.supernet_space or family.default_space)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def supernet(cls, family, task, supernet_space):
+        import torch
+
+        torch.manual_seed(0)
+        return family.supernet(supernet_space, task)
+
+    def test_supernet_path_has_the_standalone_output_shape(self, family, task, supernet_space, supernet) -> None:
+        import optuna
+        import torch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        assert isinstance(supernet, torch.nn.Module)
+        example = torch.as_tensor(family.example_input(task))
+        for seed in range(N_SAMPLED_CONFIGS):
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+            params = supernet_space.sample(study.ask())
+            config = family.make_config(params)
+            torch.manual_seed(seed)
+            alone = family.build(config, task).eval()
+            for mode in (True, False):
+                supernet.train(mode)
+                with torch.no_grad():
+                    path, model = _first_output(supernet(example, config)), _first_output(alone(example))
+                assert path.shape == model.shape, f"the path of {params} gives {tuple(path.shape)}, the model " \
+                                                  f"built from it {tuple(model.shape)}"
+                assert torch.isfinite(path).all(), f"the path of {params} gives non-finite outputs"
+
+    def test_sampled_paths_cover_the_space(self, family, task, supernet_space, supernet) -> None:
+        """Uniform draws (those of strategy="rsws") reach every choice of every decision, and each
+        path they reach runs through the supernet."""
+        import numpy as np
+        import torch
+
+        from nasforge.strategies.oneshot.paths import UniformPaths
+
+        paths = UniformPaths(space=supernet_space)
+        missing = {(d.name, i) for d in paths.decisions.values() for i in range(len(d.values))}
+        rng, example = np.random.default_rng(0), torch.as_tensor(family.example_input(task))
+        for _ in range(N_COVERAGE_DRAWS):
+            (flat, tokens), = paths.draw(rng)
+            new = missing & set(tokens)
+            if new:
+                with torch.no_grad():
+                    out = _first_output(supernet(example, family.make_config(supernet_space.config_from_flat(flat))))
+                assert torch.isfinite(out).all(), f"the path of {flat} gives non-finite outputs"
+                missing -= new
+            if not missing:
+                break
+        assert not missing, f"{N_COVERAGE_DRAWS} draws never reached: {sorted(missing)[:5]}"
+
+    def test_every_choice_changes_some_path(self, family, task, supernet_space, supernet) -> None:
+        """For each decision, switching its value in a path changes the supernet's output for at least
+        one path: the supernet reads every choice rather than ignoring it. (A switch that gives an
+        equal configuration -- ``make_config`` normalises it away -- is no switch.)"""
+        import numpy as np
+        import torch
+
+        from nasforge.errors import SpaceError
+        from nasforge.strategies.oneshot.paths import UniformPaths
+
+        paths = UniformPaths(space=supernet_space)
+        example = torch.as_tensor(family.example_input(task))
+        supernet.train()   # dropout and the like count as a choice too: same seed, same masks
+
+        def config(flat):
+            return family.make_config(supernet_space.config_from_flat(flat))
+
+        def output(flat):
+            torch.manual_seed(0)
+            with torch.no_grad():
+                return _first_output(supernet(example, config(flat)))
+
+        draws = [flat for flat, _ in paths.draw(np.random.default_rng(1), 60)]
+        for decision in paths.decisions.values():
+            if len(decision.values) < 2:
+                continue
+            changed = tried = False
+            for flat in [f for f in draws if decision.name in f][:10]:
+                base = output(flat)
+                for value in decision.values:
+                    if value == flat[decision.name]:
+                        continue
+                    switched = {**flat, decision.name: value}
+                    try:
+                        if config(switched) == config(flat):
+                            continue
+                        other = output(switched)
+                    except SpaceError:   # a longer repeat count: the new copies have no values here
+                        continue
+                    tried = True
+                    changed = changed or not torch.equal(base, other)
+                if changed:
+                    break
+            assert changed or not tried, f"changing {decision.name!r} never changed a path's output"
+
+    def test_supernet_refuses_a_varied_training_setting(self, family, task, supernet_space) -> None:
+        """A space that varies a training setting (the first of ``training_hyperparameters``) is refused,
+        naming the parameter: one set of shared weights trains every path with the same settings."""
+        from nasforge.spec.space import SearchSpace
+
+        names = [n for n in family.training_hyperparameters
+                 if isinstance(getattr(family.config_class(), n, None), (int, float))]
+        if not names:
+            pytest.skip(f"family {family.name!r} names no numeric training_hyperparameters")
+        name = names[0]
+        default = getattr(family.config_class(), name)
+        raw = dict(supernet_space.raw)
+        raw["params"] = {**raw["params"], name: {"choice": [default, default * 2 + 1]}}
+        with pytest.raises(ConfigError, match=name):
+            family.supernet(SearchSpace.from_dict(raw), task)

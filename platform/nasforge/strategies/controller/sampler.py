@@ -533,6 +533,24 @@ class ControllerSampler(BaseSampler):
                 log_prob[i], entropy[i] = lp[j], ent[j]
         return torch.stack(log_prob), torch.stack(entropy)
 
+    # -- driven directly (ENAS: rewards from a supernet, no study) ----------------------
+    def draw(self, rng: np.random.Generator, n: int = 1) -> list[tuple[dict[str, Any], list[tuple[int, int]]]]:
+        """``n`` architectures drawn from the policy with ``rng``: ``(flat values, tokens)`` each.
+
+        For strategies that score architectures themselves (``enas`` scores them on a supernet) and
+        hand the rewards back with :meth:`learn`; needs the sampler's search space.
+        """
+        if self._space is None:
+            raise ValueError("draw needs the sampler's search space")
+        with self._lock, single_thread():
+            return list(self._candidates(rng, n, {}))
+
+    def learn(self, sequence: Sequence[tuple[int, int]], reward: float) -> None:
+        """Take one architecture's reward (its tokens from :meth:`draw`); every ``batch_size`` rewards
+        the policy takes one REINFORCE step (and the self-imitation step, if on)."""
+        with self._lock, single_thread(), torch.enable_grad():
+            self._add_reward(list(sequence), float(reward), real=True)
+
     # -- inspection ------------------------------------------------------------------
     def most_probable(self, template: Sequence[tuple[int, int]] = ()) -> tuple[dict[str, Any], float]:
         """The greedy (most probable token at each step) architecture and its log-probability.

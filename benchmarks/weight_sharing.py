@@ -1,0 +1,241 @@
+"""Weight-sharing NAS against multi-trial search: ENAS, RS-WS, the RNN controller and random search.
+
+Every method searches the same space (the family's ``supernet_space``: ``cnn_enas`` for cnn -- the
+architecture varies, the training settings are fixed) on the same task, through ``nasforge.search``
+with its own MLflow store and Optuna storage in a temporary folder, for each seed:
+
+* ``enas``: the supernet phase (``strategy="enas"``) + its ``--top`` picks retrained for ``--budget`` epochs;
+* ``rsws``: the same budget with uniform paths (``strategy="rsws"``, Li & Talwalkar 2019);
+* ``controller N``: the multi-trial RNN controller (``strategy="controller"``), N trained networks;
+  the N = 50 row is the first 50 trials of the N = 100 run (the controller does not depend on N);
+* ``random N``: random search.
+
+A method's pick is its trial with the best validation accuracy; "test" is that network's test
+accuracy (mean +- std over seeds, %). Compute: "epochs" counts every epoch any network trained
+(the supernet's passes over the train split, and every trial's epochs, early-stopped ones as
+trained); "CPU s" is the process CPU time of the whole search (training, evaluation, MLflow and
+Optuna writes alike), with one torch thread.
+
+Kendall tau: for each seed, the networks of the random-search run (trained stand-alone, their
+validation accuracy) are scored again with the shared weights of that seed's RS-WS and ENAS
+supernets (final checkpoint, same validation rows as the phase); tau is the rank correlation of
+the two scores over those networks -- how far the supernet's ranking can be trusted (Yu et al.
+2020, "Evaluating the Search Phase of Neural Architecture Search").
+
+Usage::
+
+    python benchmarks/weight_sharing.py                       # quick: 2 seeds, N = 10/20, ~10 min on 2 cores
+    python benchmarks/weight_sharing.py --full                # 5 seeds, N = 50/100, 20 epochs (hours on 2 cores)
+    python benchmarks/weight_sharing.py --seeds 3 --multi 50,100 --random 100 --budget 20 --jobs 2
+
+Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 10}
+FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 20}
+
+
+def search(method: str, *, args, seed: int, trials: int, folder: str, options=None, name: str | None = None):
+    import nasforge
+
+    name = name or f"{method}-{seed}"
+    started = time.process_time()
+    result = nasforge.search(
+        args.family, task=args.task, strategy=method, trials=trials, budget=args.budget, seed=seed,
+        strategy_options=options or {}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
+        storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=args.space)
+    return result, time.process_time() - started
+
+
+def test_accuracy(result, trial) -> float:
+    """The test accuracy of one trial's network (its saved weights)."""
+    from nasforge.data.tasks import load_task
+    from nasforge.plugins import get_registry
+    from nasforge.results.models import rebuild_model
+
+    family = get_registry().get("family", result.spec.family)
+    return family.evaluate(rebuild_model(result.spec, trial), load_task(result.spec.task, result.spec.seed))["test_accuracy"]
+
+
+def pick(result, trials):
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    return max(done, key=lambda t: (t.values[0], -t.number))
+
+
+def epochs_of(trials) -> float:
+    return float(sum(t.user_attrs.get("metrics", {}).get("epochs_trained", 0) for t in trials))
+
+
+def phase_info(result) -> tuple[dict, str]:
+    """The supernet phase's compute (its run's ``phase_*`` metrics) and its run id."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(result.tracking_uri)
+    runs = client.search_runs([result.experiment_id], filter_string="tags.phase = 'supernet'")
+    run = runs[0]
+    return {k[len("phase_"):]: v for k, v in run.data.metrics.items() if k.startswith("phase_")}, run.info.run_id
+
+
+def shared_scores(result, run_id: str, networks: list[dict]) -> list[float]:
+    """Validation accuracy of each network (flat params) with the final shared weights of a phase."""
+    import torch
+
+    from nasforge.data.tasks import load_task
+    from nasforge.plugins import get_registry
+    from nasforge.stores.mlflow_runs import Tracker
+    from nasforge.strategies.oneshot import phase_checkpoint
+    from nasforge.strategies.oneshot.phase_options import PhaseOptions
+
+    spec = result.spec
+    family, task = get_registry().get("family", spec.family), load_task(spec.task, spec.seed)
+    tracker = Tracker(tracking_uri=result.tracking_uri, experiment_id=result.experiment_id)
+    supernet = family.supernet(spec.space, task)
+    supernet.load_state_dict(phase_checkpoint.load(tracker, run_id)["supernet"])
+    supernet.eval()
+    rows = torch.randperm(len(task.x_val), generator=torch.Generator().manual_seed(spec.seed))
+    rows = rows[:PhaseOptions().rate_samples].sort().values
+    x, y = torch.as_tensor(task.x_val)[rows], torch.as_tensor(task.y_val)[rows]
+    scores = []
+    with torch.no_grad():
+        for flat in networks:
+            config = family.make_config(spec.space.config_from_flat(flat))
+            scores.append(float((supernet(x, config).argmax(1) == y).float().mean()))
+    return scores
+
+
+def run_seed(args, seed: int) -> dict:
+    """Every method on one seed; returns ``{row: {"test", "epochs", "cpu"}, "tau": {...}}``."""
+    import optuna
+    import torch
+    from scipy.stats import kendalltau
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    multi = sorted(int(n) for n in args.multi.split(","))
+    out: dict = {"rows": {}, "tau": {}}
+    options = {"supernet_epochs": args.supernet_epochs}
+    with tempfile.TemporaryDirectory(prefix="nasforge-ws-") as folder:
+        # warm up (imports, the task, the stores) so that no method pays for it in its CPU seconds
+        search("random", args=argparse.Namespace(**{**vars(args), "budget": 1}), seed=seed, trials=1,
+               folder=folder, name="warm-up")
+        phases = {}
+        for method in ("enas", "rsws"):
+            result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
+            compute, run_id = phase_info(result)
+            best = pick(result, result.trials)
+            out["rows"][method] = {"test": test_accuracy(result, best), "cpu": cpu,
+                                   "epochs": compute["epochs_equivalent"] + epochs_of(result.trials),
+                                   "val": best.values[0]}
+            phases[method] = (result, run_id)
+            print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
+        result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder)
+        ordered = sorted(result.trials, key=lambda t: t.number)
+        for n in multi:
+            first = ordered[:n]
+            best = pick(result, first)
+            share = sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in first) / max(
+                sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ordered), 1e-9)
+            out["rows"][f"controller N={n}"] = {"test": test_accuracy(result, best), "epochs": epochs_of(first),
+                                                "cpu": cpu * share, "val": best.values[0]}
+        print(f"seed {seed} controller: cpu {cpu:.0f}s", file=sys.stderr)
+        result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
+        best = pick(result, result.trials)
+        out["rows"][f"random N={args.random}"] = {"test": test_accuracy(result, best), "cpu": cpu,
+                                                  "epochs": epochs_of(result.trials), "val": best.values[0]}
+        done = [t for t in result.trials if t.state.name == "COMPLETE"]
+        unique = {json.dumps(sorted(t.params.items()), default=str): t for t in done}
+        networks = [t.params for t in unique.values()]
+        alone = [t.values[0] for t in unique.values()]
+        for method, (phase_result, run_id) in phases.items():
+            shared = shared_scores(phase_result, run_id, networks)
+            out["tau"][method] = (float(kendalltau(shared, alone).statistic), len(networks))
+        print(f"seed {seed} random: cpu {cpu:.0f}s; tau {out['tau']}", file=sys.stderr)
+    return out
+
+
+def mean_std(values) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+
+
+def report(results: list[dict], args) -> None:
+    rows = list(results[0]["rows"])
+    print(f"\n{args.family}/{args.task}, space {args.space}, budget {args.budget} "
+          f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds")
+    print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
+    for row in rows:
+        test = mean_std([100 * r["rows"][row]["test"] for r in results])
+        epochs = mean_std([r["rows"][row]["epochs"] for r in results])
+        cpu = mean_std([r["rows"][row]["cpu"] for r in results])
+        print(f"{row:<20} {test[0]:>9.2f} +- {test[1]:<5.2f} {epochs[0]:>8.0f} +- {epochs[1]:<5.0f} "
+              f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}")
+    for method in ("enas", "rsws"):
+        taus = [r["tau"][method][0] for r in results]
+        n = results[0]["tau"][method][1]
+        tau = mean_std(taus)
+        print(f"Kendall tau, {method} shared-weight vs stand-alone validation accuracy over {n} networks: "
+              f"{tau[0]:.3f} +- {tau[1]:.3f}")
+    multi = sorted(int(n) for n in args.multi.split(","))
+    reference = f"controller N={multi[-1]}"
+    enas = mean_std([100 * r["rows"]["enas"]["test"] for r in results])[0]
+    ref = mean_std([100 * r["rows"][reference]["test"] for r in results])[0]
+    rsws = mean_std([100 * r["rows"]["rsws"]["test"] for r in results])[0]
+    ratio_cpu = mean_std([r["rows"]["enas"]["cpu"] / r["rows"][reference]["cpu"] for r in results])[0]
+    ratio_epochs = mean_std([r["rows"]["enas"]["epochs"] / r["rows"][reference]["epochs"] for r in results])[0]
+    print(f"goal: ENAS within 0.5 points of {reference}: {enas - ref:+.2f} points -> "
+          f"{'met' if enas >= ref - 0.5 else 'NOT met'}")
+    print(f"goal: ENAS compute <= 1/10 of {reference}: {ratio_epochs:.3f} of its epochs, {ratio_cpu:.3f} of its CPU s "
+          f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
+    print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="the full size: " + json.dumps(FULL))
+    parser.add_argument("--family", default="cnn")
+    parser.add_argument("--task", default="mnist1d")
+    parser.add_argument("--space", default=None, help="default: the family's supernet_space")
+    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--multi", help="trial counts of the multi-trial controller, e.g. 50,100")
+    parser.add_argument("--random", type=int, help="trials of random search")
+    parser.add_argument("--budget", type=int, help="epochs per network")
+    parser.add_argument("--top", type=int, help="architectures ENAS / RS-WS retrain")
+    parser.add_argument("--supernet-epochs", type=int)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    for key, value in (FULL if args.full else QUICK).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.space is None:
+        from nasforge.plugins import get_registry
+
+        args.space = get_registry().get("family", args.family).supernet_space
+    started = time.time()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(run_seed, [args] * len(seeds), seeds))
+    else:
+        results = [run_seed(args, seed) for seed in seeds]
+    report(results, args)
+    print(f"({time.time() - started:.0f} s wall; command: python benchmarks/weight_sharing.py "
+          f"{' '.join(sys.argv[1:])})")
+
+
+if __name__ == "__main__":
+    main()

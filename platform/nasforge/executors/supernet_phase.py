@@ -1,0 +1,106 @@
+"""The supernet phase of a weight-sharing search (enas, rsws): one job before the trials, here or on a Ray worker.
+
+The driver opens the phase's MLflow run -- a child of the search's parent run, tagged
+``phase=supernet`` -- and records its id in the study, so a resumed search finds it again; the
+phase itself (:func:`nasforge.strategies.oneshot.phase.run_phase`) runs in this process
+(``backend="local"``) or as one Ray task (``backend="ray"``, :mod:`nasforge.executors.ray_supernet`;
+a GPU when ``gpus_per_trial`` asks), continuing from the run's checkpoint. Its picks go to the run
+(``top_architectures.json``) and to the study (``oneshot:top``), which the retraining trials read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from nasforge.errors import SpecError
+from nasforge.outcome import counts_toward_target
+from nasforge.strategies.oneshot.phase_options import TOP_ATTR, PhaseJob, PhaseOptions
+
+RUN_ATTR, OPTIONS_ATTR = "oneshot:run_id", "oneshot:options"
+PHASE_TAG = "phase"
+
+
+def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: int) -> int:
+    """Run (or continue, or skip when done) the phase of ``spec``; return how many trials remain to run.
+
+    Fewer than ``n_trials`` when the space holds fewer distinct architectures than ``trials``.
+    """
+    storage, study_id = study._storage, study._study_id
+    attrs = storage.get_study_system_attrs(study_id)
+    top = attrs.get(TOP_ATTR)
+    if top is None:
+        top = _run(spec, study=study, tracker=tracker, parent_run_id=parent_run_id, run_id=attrs.get(RUN_ATTR))
+    held = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_target(t))
+    return max(min(n_trials, len(top) - held), 0)
+
+
+def phase_options(spec, study):
+    """The phase's options: the spec's, or on a resume that gives none, those the phase started with."""
+    given = study.sampler.options
+    stored = study._storage.get_study_system_attrs(study._study_id).get(OPTIONS_ATTR)
+    if stored is None:
+        return given
+    if not spec.strategy_options:
+        return PhaseOptions(**stored)
+    if dataclasses.asdict(given) != stored:
+        changed = sorted(k for k, v in stored.items() if dataclasses.asdict(given)[k] != v)
+        raise SpecError(f"study {study.study_name!r} started its supernet phase with other strategy_options "
+                        f"({', '.join(f'{k}={stored[k]!r}' for k in changed)}); resume it with those, or without "
+                        "strategy_options")
+    return given
+
+
+def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> list:
+    storage, study_id = study._storage, study._study_id
+    options = phase_options(spec, study)
+    job = PhaseJob(strategy=spec.strategy, family=spec.family, task=spec.task, data_digest=spec.data_digest,
+                   space=spec.space, seed=spec.seed, options=options, top=spec.trials,
+                   tracking_uri=spec.tracking_uri, experiment_id=tracker.experiment_id, run_id=run_id or "")
+    if run_id is None:
+        tags = {PHASE_TAG: "supernet", "family": spec.family, "task": spec.task, "strategy": spec.strategy,
+                "seed": spec.seed, "backend": spec.backend, "study": study.study_name, **spec.tags}
+        run_id = tracker.start_run(name=f"supernet {spec.strategy}", tags=tags, params=job.summary(),
+                                   parent_run_id=parent_run_id)
+        storage.set_study_system_attr(study_id, OPTIONS_ATTR, dataclasses.asdict(options))
+        storage.set_study_system_attr(study_id, RUN_ATTR, run_id)
+    else:
+        tracker.reopen(run_id)
+    job = PhaseJob(**{**job.__dict__, "run_id": run_id})
+    try:
+        if spec.backend == "ray":
+            from nasforge.executors.ray_supernet import run_on_ray
+
+            result = run_on_ray(job, spec)
+        else:
+            from nasforge.strategies.oneshot.phase import run_phase
+
+            result = run_phase(job, tracker=tracker)
+    except KeyboardInterrupt:
+        tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted; resume=True continues the supernet "
+                                                                  "phase from its last epoch"})
+        print(f"\nthe supernet phase was interrupted; its last finished epoch is saved in MLflow run {run_id}",
+              file=sys.stderr)
+        raise
+    except Exception as exc:
+        tracker.end_run(run_id, "FAILED", tags={"status_reason": f"{type(exc).__name__}: {exc}"[:1000]})
+        raise
+    top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"]} for e in result["top"]]
+    if len(top) < spec.trials:
+        print(f"nasforge: the supernet phase's {options.candidates} draws hold only {len(top)} distinct "
+              f"architectures; {len(top)} are retrained, not trials={spec.trials} (a small space, or raise "
+              "strategy_options['candidates'])", file=sys.stderr)
+    compute = result["compute"]
+    best = result["candidates"][0] if result["candidates"] else {}
+    metrics = {f"phase_{k}": float(v) for k, v in compute.items()}
+    metrics.update({f"best_{result['metric']}": best.get(result["metric"], float("nan")),
+                    "n_candidates": len(result["candidates"])})
+    tracker.log(run_id, metrics=metrics, tags={"top_architecture": json.dumps(top[0]["params"]) if top else "",
+                                               **result.get("worker_tags", {})})
+    tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,
+                                         "candidates": result["candidates"], "compute": compute},
+                                        indent=1, default=str), "top_architectures.json")
+    tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})
+    storage.set_study_system_attr(study_id, TOP_ATTR, top)   # last: a kill before it reruns the rating only
+    return top

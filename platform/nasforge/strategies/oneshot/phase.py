@@ -1,0 +1,291 @@
+"""The supernet phase of ``strategy="enas"`` / ``"rsws"``: train shared weights, pick architectures (imports torch).
+
+ENAS (Pham, Guan, Zoph, Le & Dean, "Efficient Neural Architecture Search via Parameter Sharing",
+ICML 2018, Sec. 2.2 and 3): each epoch
+
+(a) trains the shared weights ``w`` of the family's supernet for one pass over the train split,
+    each minibatch through an architecture drawn from the controller policy (``m = 1``), by SGD with
+    Nesterov momentum, a cosine-annealed learning rate, L2 and gradient clipping at norm 5;
+(b) fixes ``w`` and takes ``controller_steps`` REINFORCE steps on the controller, each on the
+    rewards of ``controller_batch`` drawn architectures: the accuracy of the architecture with the
+    shared weights on a validation minibatch (for regression, minus its mean squared error), with a
+    moving-average baseline and an entropy bonus.
+
+At the end it draws ``candidates`` architectures from the trained policy, adds the most probable
+one (the argmax), drops duplicates and scores each with the shared weights on (up to
+``rate_samples`` rows of) the validation split; the ``top`` best -- the argmax always among them --
+are retrained from scratch as ordinary trials (ENAS retrains the best of its samples).
+
+RS-WS (Li & Talwalkar, "Random Search and Reproducibility for Neural Architecture Search", UAI
+2019): the same, with every architecture drawn uniformly and no controller; its candidates are
+uniform draws. Same epochs, same number of scored draws per epoch: the baseline ENAS must beat.
+
+Everything random is seeded from the search's seed, and the state after each epoch is checkpointed
+(:mod:`.phase_checkpoint`): a phase resumed after Ctrl-C or ``kill -9`` gives the result an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge import training
+from nasforge.data.tasks import load_task
+from nasforge.errors import ConfigError
+from nasforge.plugins import get_registry
+from nasforge.stores.mlflow_runs import Tracker, curve_key
+from nasforge.strategies.oneshot import phase_checkpoint
+from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths
+from nasforge.strategies.oneshot.phase_options import PhaseJob
+
+CHECKPOINT_VERSION = 1
+
+
+def arch_key(flat) -> str:
+    """One string per architecture (its flat values), to drop duplicates."""
+    return json.dumps(sorted((k, repr(v)) for k, v in flat.items()))
+
+
+def run_phase(job: PhaseJob, *, tracker: Tracker | None = None) -> dict[str, Any]:
+    """Train the supernet of ``job`` (continuing its checkpoint, if any) and return the architectures
+    to retrain: ``{"top": [...], "candidates": [...], "compute": {...}}``."""
+    tracker = tracker or Tracker(tracking_uri=job.tracking_uri, experiment_id=job.experiment_id)
+    return SupernetPhase(job=job, tracker=tracker).run()
+
+
+class SupernetPhase:
+    """One supernet phase; see the module docstring. ``run()`` trains to the last epoch and rates."""
+
+    def __init__(self, *, job: PhaseJob, tracker: Tracker):
+        self.job, self.options, self.tracker = job, job.options, tracker
+        self.family = get_registry().get("family", job.family)
+        self.task = load_task(job.task, job.seed, data_digest=job.data_digest)
+        self.classification = self.task.kind == "classification"
+        self.device = training.pick_device()
+        torch.manual_seed(job.seed)
+        self.supernet = self.family.supernet(job.space, self.task).to(self.device)
+        self.optimizer = self._shared_optimizer()
+        if job.strategy == "enas":
+            o = self.options
+            self.paths = ControllerPaths(space=job.space, seed=job.seed, batch=o.controller_batch, lr=o.controller_lr,
+                                         entropy_weight=o.entropy_weight, baseline_decay=o.baseline_decay,
+                                         hidden_size=o.controller_hidden_size)
+        else:
+            self.paths = UniformPaths(space=job.space)
+        self.uniform = UniformPaths(space=job.space)   # warm-up epochs: every path alike
+        self.rng = np.random.default_rng([job.seed, 0x5EA5])
+        self.train_generator = torch.Generator().manual_seed(job.seed * 2 + 1)
+        self.val_generator = torch.Generator().manual_seed(job.seed * 2 + 2)
+        self.train_split = training.load_split(self.task, "train", self.device)
+        self.val_split = training.load_split(self.task, "val", self.device)
+        self.epoch = self.shared_step = self.controller_step = 0
+        self.compute = {"samples_trained": 0, "samples_evaluated": 0, "cpu_s": 0.0, "wall_s": 0.0}
+        self.points: list[tuple[str, float, int]] = []   # this epoch's curve points
+        self._configs: dict[str, Any] = {}
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self._restore()
+        while self.epoch < self.options.supernet_epochs:
+            cpu, wall = time.process_time(), time.perf_counter()
+            self.points = []
+            self.train_shared()
+            self.train_controller()
+            self.epoch += 1
+            self.compute["cpu_s"] += time.process_time() - cpu
+            self.compute["wall_s"] += time.perf_counter() - wall
+            phase_checkpoint.save(self.tracker, self.job.run_id, self.state_dict(), epoch=self.epoch)
+            self.tracker.log_points(self.job.run_id, self.points)
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = self.rate()
+        self.compute["cpu_s"] += time.process_time() - cpu
+        self.compute["wall_s"] += time.perf_counter() - wall
+        result["compute"] = dict(self.compute, epochs=self.options.supernet_epochs,
+                                 epochs_equivalent=(self.compute["samples_trained"] / max(len(self.train_split), 1)),
+                                 shared_steps=self.shared_step, controller_steps=self.controller_step)
+        return result
+
+    def train_shared(self) -> None:
+        """(a): one pass over the train split, each minibatch through a freshly drawn architecture."""
+        options = self.options
+        lr = _cosine(options.shared_lr, self.epoch, options.supernet_epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.supernet.train()
+        loss_fn = nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
+        losses = []
+        source = self.uniform if self.warming_up else self.paths
+        for x, y in self.train_split.batches(options.batch_size, self.train_generator):
+            (flat, _), = source.draw(self.rng, 1)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.supernet(x, self.config(flat)), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), options.grad_clip)
+            self.optimizer.step()
+            self.shared_step += 1
+            self.compute["samples_trained"] += len(x)
+            losses.append((loss.detach(), self.shared_step))
+        for loss, step in losses:   # one synchronisation per epoch
+            value = float(loss)
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the supernet's train loss is {value} at epoch {self.epoch + 1}")
+            self.points.append((curve_key("shared_train_loss"), value, step))
+        self.points.append((curve_key("shared_lr"), lr, self.shared_step))
+
+    def train_controller(self) -> None:
+        """(b): ``controller_steps`` steps of ``controller_batch`` scored draws (REINFORCE for enas)."""
+        options = self.options
+        if self.warming_up:
+            return
+        self.supernet.eval()
+        batches = self._val_batches()
+        metric = "sampled_val_accuracy" if self.classification else "sampled_val_loss"
+        for _ in range(options.controller_steps):
+            scores = []
+            for flat, tokens in self.paths.draw(self.rng, options.controller_batch):
+                x, y = next(batches)
+                with torch.no_grad():
+                    reward, score = self._score(self.supernet(x, self.config(flat)), y)
+                self.compute["samples_evaluated"] += len(x)
+                self.paths.learn(tokens, reward)
+                scores.append((reward, score))
+            self.controller_step += 1
+            step = self.controller_step
+            self.points.append((curve_key(metric), float(np.mean([s for _, s in scores])), step))
+            if self.paths.learns:
+                update = self.paths.history[-1]
+                self.points += [(curve_key("controller_reward"), update["mean_reward"], step),
+                                (curve_key("baseline"), update["baseline"], step),
+                                (curve_key("entropy"), update["entropy"], step)]
+
+    @property
+    def warming_up(self) -> bool:
+        """ENAS's first ``warmup_epochs``: shared weights on uniform paths, the controller untouched."""
+        return self.paths.learns and self.epoch < self.options.warmup_epochs
+
+    # -- the end ----------------------------------------------------------------------------
+    def rate(self) -> dict[str, Any]:
+        """Draw the candidates, score each with the shared weights on the validation split, pick the top."""
+        options = self.options
+        drawn = []
+        if self.paths.learns:
+            argmax, _ = self.paths.most_probable()
+            drawn.append((argmax, "argmax"))
+        drawn += [(flat, "sample") for flat, _ in self.paths.draw(self.rng, options.candidates)]
+        unique: dict[str, dict[str, Any]] = {}
+        for flat, source in drawn:
+            unique.setdefault(arch_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
+        x, y = self._rating_rows()
+        self.supernet.eval()
+        name = "shared_val_accuracy" if self.classification else "shared_val_loss"
+        for entry in unique.values():
+            with torch.no_grad():
+                outputs = training.predict(self.supernet, x, chunk=1024,
+                                           forward=lambda rows, c=self.config(entry["params"]): self.supernet(rows, c))
+            reward, score = self._score(outputs, y)
+            self.compute["samples_evaluated"] += len(x)
+            entry.update({"reward": reward, name: score})
+            if self.paths.learns:
+                entry["log_prob"] = self.paths.log_prob(entry["params"])
+        ranked = sorted(unique.values(), key=lambda e: -e["reward"])
+        top = ranked[:self.job.top]
+        if self.paths.learns and not any(e["source"] == "argmax" for e in top):
+            top = sorted(top[:-1] + [next(e for e in ranked if e["source"] == "argmax")], key=lambda e: -e["reward"])
+        for rank, entry in enumerate(ranked):
+            entry["rank"] = rank
+        return {"top": top, "candidates": ranked, "metric": name}
+
+    # -- helpers ----------------------------------------------------------------------------
+    def config(self, flat):
+        """The family's config of an architecture (cached: the same paths come back often)."""
+        key = arch_key(flat)
+        config = self._configs.get(key)
+        if config is None:
+            if len(self._configs) > 10_000:
+                self._configs.clear()
+            config = self._configs[key] = self.family.make_config(self.job.space.config_from_flat(flat))
+        return config
+
+    def _score(self, outputs, y) -> tuple[float, float]:
+        """``(reward, score)``: accuracy and accuracy, or minus the MSE and the MSE."""
+        if self.classification:
+            accuracy = float((outputs.argmax(1) == y).float().mean())
+            return accuracy, accuracy
+        mse = float(nn.functional.mse_loss(outputs, y))
+        return -mse, mse
+
+    def _val_batches(self) -> Iterator:
+        """Validation minibatches for the rewards, endlessly (a new shuffle after each pass)."""
+        while True:
+            yield from self.val_split.batches(self.options.eval_batch_size, self.val_generator)
+
+    def _rating_rows(self):
+        """Up to ``rate_samples`` validation rows, the same for every candidate (a seeded choice)."""
+        split = self.val_split
+        rows = torch.randperm(len(split), generator=torch.Generator().manual_seed(self.job.seed))
+        rows = rows[:self.options.rate_samples].sort().values
+        if torch.is_tensor(split.x):
+            rows = rows.to(split.x.device)
+            return split.x[rows], split.y[rows]
+        x = torch.from_numpy(split.x.read(rows.numpy()))   # inputs that stay on disk: read those rows
+        return x.to(self.device), split.y[rows].to(self.device)
+
+    def _shared_optimizer(self):
+        o = self.options
+        if o.shared_optimizer == "adam":
+            return torch.optim.Adam(self.supernet.parameters(), lr=o.shared_lr, weight_decay=o.shared_weight_decay)
+        return torch.optim.SGD(self.supernet.parameters(), lr=o.shared_lr, momentum=o.shared_momentum,
+                               nesterov=o.shared_momentum > 0, weight_decay=o.shared_weight_decay)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION, "strategy": self.job.strategy,
+            "options": json.dumps(self.options.__dict__, sort_keys=True), "epoch": self.epoch,
+            "shared_step": self.shared_step, "controller_step": self.controller_step,
+            "supernet": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "paths": self.paths.state_dict(), "rng": self.rng.bit_generator.state,
+            "train_generator": self.train_generator.get_state(), "val_generator": self.val_generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "compute": dict(self.compute),
+            "points": [list(p) for p in self.points],
+        }
+
+    def _restore(self) -> None:
+        state = phase_checkpoint.load(self.tracker, self.job.run_id)
+        if state is None:
+            return
+        options = json.dumps(self.options.__dict__, sort_keys=True)
+        if state.get("version") != CHECKPOINT_VERSION or state["strategy"] != self.job.strategy \
+                or state["options"] != options:
+            raise ConfigError(f"the supernet phase's checkpoint (run {self.job.run_id}) was made by strategy "
+                              f"{state.get('strategy')!r} with options {state.get('options')}; resume it with the "
+                              f"same strategy and strategy_options, not {self.job.strategy!r} with {options}")
+        self.supernet.load_state_dict(state["supernet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.paths.load_state_dict(state["paths"])
+        self.rng.bit_generator.state = state["rng"]
+        self.train_generator.set_state(state["train_generator"])
+        self.val_generator.set_state(state["val_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.shared_step = int(state["epoch"]), int(state["shared_step"])
+        self.controller_step = int(state["controller_step"])
+        self.compute.update(state["compute"])
+        points = [(k, float(v), int(s)) for k, v, s in state["points"]]
+        if points and not self._logged(points[-1]):   # killed between the checkpoint and its curves
+            self.tracker.log_points(self.job.run_id, points)
+
+    def _logged(self, point) -> bool:
+        key, _, step = point
+        return any(m.step == step for m in self.tracker.client.get_metric_history(self.job.run_id, key))
+
+
+def _cosine(lr: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing to 0 over the phase (Loshchilov & Hutter 2017, no restarts), per epoch."""
+    return 0.5 * lr * (1 + math.cos(math.pi * epoch / max(epochs, 1)))

@@ -1,0 +1,120 @@
+"""The options of ``strategy="enas"`` / ``"rsws"`` and the supernet phase's job, checked without torch.
+
+The defaults are sized for a CPU and small data (MNIST-1D, digits): ENAS itself trained its CIFAR-10
+supernet for 310 epochs with 2000 controller steps each on a GPU (Pham et al. 2018, Sec. 3.2);
+``benchmarks/weight_sharing.py`` prints what these defaults buy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from nasforge.errors import ConfigError
+
+WEIGHT_SHARING = ("enas", "rsws")
+# Study system attributes: the phase's picks (best first), and the pick each trial retrains.
+TOP_ATTR, RANK_ATTR = "oneshot:top", "oneshot:rank"
+SHARED_OPTIMIZERS = ("sgd", "adam")
+# Options only ENAS has (it trains a controller); rsws refuses them rather than ignore them.
+CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size", "warmup_epochs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseOptions:
+    """What the supernet phase does; every field is a ``strategy_options`` key.
+
+    ENAS (Pham et al. 2018, Sec. 2.2) alternates two phases each epoch: (a) one pass over the train
+    split, each minibatch through an architecture drawn from the controller, updating the shared
+    weights; (b) ``controller_steps`` REINFORCE updates of the controller, each on the rewards
+    (shared-weight accuracy on a validation minibatch) of ``controller_batch`` drawn architectures.
+    RS-WS (Li & Talwalkar 2019) does the same with uniform draws and no controller; it still scores
+    the same number of drawn architectures per epoch, for its curves and an equal budget.
+    """
+
+    supernet_epochs: int = 20           # passes of (a) over the train split
+    warmup_epochs: int = 0              # enas: first epochs with uniform paths and no controller updates
+    controller_steps: int = 10          # updates of (b) per epoch (ENAS: 2000, on far larger data)
+    controller_batch: int = 10          # architectures per update (ENAS's code: 20)
+    batch_size: int = 32                # shared-weight minibatch: each step trains one path, so small
+                                        # data needs small batches for enough steps (ENAS: 128 on CIFAR)
+    eval_batch_size: int = 256          # validation minibatch of one reward
+    shared_optimizer: str = "sgd"       # ENAS: SGD, Nesterov momentum, cosine-annealed learning rate
+    shared_lr: float = 0.05             # ENAS: 0.05 (macro search)
+    shared_momentum: float = 0.9
+    shared_weight_decay: float = 1e-4   # ENAS: 1e-4 (L2)
+    grad_clip: float = 5.0              # ENAS: global norm 5
+    controller_lr: float = 0.003        # Adam (ENAS: 3.5e-4 over ~300k updates; here a few hundred).
+                                        # 0.01 collapsed onto 1-block CNNs within 3 epochs on MNIST-1D
+    entropy_weight: float = 0.01        # ENAS: 1e-4 on the reward; more here against that collapse
+    baseline_decay: float = 0.95        # moving-average baseline of the rewards (ENAS: 0.99 for PTB)
+    controller_hidden_size: int = 35    # the LSTM (Zoph & Le: 35 units; ENAS: 100)
+    candidates: int = 100               # architectures drawn and scored at the end (ENAS: 10 on one minibatch)
+    rate_samples: int = 2048            # validation rows each candidate is scored on (at most)
+
+    @property
+    def total_controller_steps(self) -> int:
+        return self.supernet_epochs * self.controller_steps
+
+
+def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
+    """``options`` as :class:`PhaseOptions`, or a :class:`ConfigError` naming the bad key or value."""
+    fields = {f.name: f for f in dataclasses.fields(PhaseOptions)}
+    for key in options:
+        if key not in fields:
+            raise ConfigError(f"strategy {strategy!r} has no option {key!r}; its options: "
+                              f"{', '.join(n for n in fields if strategy == 'enas' or n not in CONTROLLER_ONLY)}")
+        if strategy == "rsws" and key in CONTROLLER_ONLY:
+            raise ConfigError(f"strategy 'rsws' draws architectures uniformly and trains no controller, so it has no "
+                              f"option {key!r} (strategy='enas' has)")
+    options = dict(options)
+    for key, value in options.items():
+        kind = fields[key].type
+        if kind == "float" and isinstance(value, str):   # the CLI's YAML reads 1e-3 as a string
+            try:
+                options[key] = value = float(value)
+            except ValueError:
+                pass
+        if kind == "int":
+            low = 0 if key in ("controller_steps", "warmup_epochs") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"strategy {strategy!r}: {key} must be an integer >= {low}, got {value!r}")
+        elif kind == "float":
+            positive = key in ("shared_lr", "controller_lr", "grad_clip")
+            bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            if bad or value < 0 or (positive and value == 0) or (key in ("baseline_decay", "shared_momentum")
+                                                                   and value >= 1):
+                need = "a positive number" if positive else "a number >= 0" + (
+                    " and < 1" if key in ("baseline_decay", "shared_momentum") else "")
+                raise ConfigError(f"strategy {strategy!r}: {key} must be {need}, got {value!r}")
+        elif value not in SHARED_OPTIMIZERS:
+            raise ConfigError(f"strategy {strategy!r}: shared_optimizer={value!r} is not valid; choose one of: "
+                              f"{', '.join(SHARED_OPTIMIZERS)}")
+    checked = PhaseOptions(**{k: (float(v) if fields[k].type == "float" else v) for k, v in options.items()})
+    if checked.warmup_epochs >= checked.supernet_epochs:
+        raise ConfigError(f"strategy {strategy!r}: warmup_epochs ({checked.warmup_epochs}) must be below "
+                          f"supernet_epochs ({checked.supernet_epochs}): the controller needs epochs to learn")
+    return checked
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseJob:
+    """Everything the supernet phase needs, wherever it runs (this process or a Ray worker; picklable)."""
+
+    strategy: str                       # "enas" or "rsws"
+    family: str
+    task: str
+    data_digest: str | None             # the user's own data (data=...), by digest
+    space: Any                          # the SearchSpace
+    seed: int
+    options: PhaseOptions
+    top: int                            # architectures to hand to the retraining trials (K)
+    tracking_uri: str
+    experiment_id: str
+    run_id: str                         # the supernet phase's MLflow run (child of the search's)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's params: the strategy and every option."""
+        return {"strategy": self.strategy, "top": self.top, "seed": self.seed, **dataclasses.asdict(self.options)}

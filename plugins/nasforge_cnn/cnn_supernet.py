@@ -1,0 +1,176 @@
+"""The CNN family's supernet: every CNN of a search space in one set of shared weights (imports torch).
+
+ENAS's macro search space (Pham et al. 2018, Sec. 2.3) as this family builds it: block ``i`` keeps
+one convolution per kernel size the space offers (ENAS: one set of weights per operation and
+layer), built to the block's largest ``filters`` and fed the previous block's largest width; a
+path with fewer filters uses the first output channels and the first input channels of those
+weights -- widths as slices, as in slimmable networks (Yu et al. 2019). Activations, pooling,
+stride, padding and dropout have no weights: a path just applies its own. Batch normalisation
+keeps one scale and shift per block (the first ``filters`` of them) and normalises with the
+minibatch's statistics, train or eval: running averages would mix the statistics of every path.
+
+The head maps the flattened features to logits. Its input size depends on the path's spatial
+size, so there is one head per spatial size the space can reach (a dense head: one hidden layer
+per size, one shared output layer), each built for the widest last block; a path's features are
+channel-major, so its ``filters`` channels are the head's first inputs.
+
+``forward(x, config)`` plans the path with :func:`nasforge_cnn.shapes.plan_blocks`, exactly as
+:meth:`CNNFamily.build` does, so a path computes the same function as the stand-alone network
+of that config with these weights (bar batch norm's running averages).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nasforge.errors import ConfigError
+from nasforge.training import ACTIVATIONS
+from nasforge.weight_sharing import check_held, count_values, enumerable, find_block, values_at
+from nasforge_cnn.config import BLOCK_FIELDS, BlockConfig, CNNConfig
+from nasforge_cnn.shapes import plan_blocks
+
+HELD = ("n_blocks", *(f"blocks.*.{f}" for f in BLOCK_FIELDS), "head", "dense_units", "dense_activation",
+        "dense_dropout")
+
+
+def shape_key(spatial) -> str:
+    return "x".join(str(int(n)) for n in spatial)
+
+
+class CNNSupernet(nn.Module):
+    """Every CNN of a search space (see the module docstring); ``forward(x, config)`` runs one path."""
+
+    def __init__(self, *, layout: tuple[int, ...], blocks: list[dict[str, tuple]], depths: tuple[int, ...],
+                 heads: tuple[str, ...], dense_units: int, activations: set[str], n_outputs: int):
+        super().__init__()
+        self.layout, self.depths = tuple(layout), tuple(depths)
+        self.two_d = len(layout) == 3
+        conv = nn.Conv2d if self.two_d else nn.Conv1d
+        self.widths = [max(b["filters"]) for b in blocks]
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        in_width = layout[0]
+        for block, width in zip(blocks, self.widths):
+            self.convs.append(nn.ModuleDict({str(k): conv(in_width, width, k) for k in block["kernel_size"]}))
+            norm = nn.Module()
+            if True in block["batch_norm"]:
+                norm.weight, norm.bias = nn.Parameter(torch.ones(width)), nn.Parameter(torch.zeros(width))
+            self.norms.append(norm)
+            in_width = width
+        self.activations = nn.ModuleDict({name: ACTIVATIONS[name]() for name in sorted(activations)})
+        last = max(self.widths[d - 1] for d in self.depths)
+        self.shapes = reachable_shapes(layout, blocks, self.depths)
+        features = {shape_key(s): last * math.prod(s) for s in self.shapes}
+        self.linear = nn.ModuleDict({k: nn.Linear(n, n_outputs) for k, n in features.items()}) \
+            if "linear" in heads else None
+        self.dense = nn.ModuleDict({k: nn.Linear(n, dense_units) for k, n in features.items()}) \
+            if "dense" in heads else None
+        self.dense_out = nn.Linear(dense_units, n_outputs) if "dense" in heads else None
+
+    def forward(self, x: torch.Tensor, config: CNNConfig) -> torch.Tensor:
+        plans = plan_blocks(config.blocks, self.layout)
+        if len(plans) > len(self.convs):
+            raise ConfigError(f"the supernet holds at most {len(self.convs)} blocks, the config has {len(plans)}")
+        h = x.reshape(x.shape[0], *self.layout)
+        for i, (block, plan) in enumerate(zip(config.blocks, plans)):
+            h = self._block(i, h, block, plan)
+        h = h.flatten(1)
+        key = shape_key(plans[-1].out_shape[1:])
+        if config.head == "linear":
+            head = self._pick(self.linear, key, "a linear head")
+            return F.linear(h, head.weight[:, :h.shape[1]], head.bias)
+        hidden = self._pick(self.dense, key, "a dense head")
+        units = self._width(config.dense_units, hidden.out_features, "dense_units")
+        h = F.linear(h, hidden.weight[:units, :h.shape[1]], hidden.bias[:units])
+        h = self.activations[config.dense_activation](h)
+        h = F.dropout(h, config.dense_dropout, self.training)
+        return F.linear(h, self.dense_out.weight[:, :units], self.dense_out.bias)
+
+    def _block(self, i: int, h: torch.Tensor, block: BlockConfig, plan) -> torch.Tensor:
+        conv = self._pick(self.convs[i], str(block.kernel_size), f"kernel_size {block.kernel_size} in block {i}")
+        filters = self._width(block.filters, self.widths[i], f"blocks[{i}].filters")
+        weight = conv.weight[:filters, :h.shape[1]]
+        if tuple(weight.shape[2:]) != plan.kernel:   # a kernel clamped to a small input: its centre
+            weight = weight[(..., *(slice((k - c) // 2, (k - c) // 2 + c) for k, c in
+                                    zip(weight.shape[2:], plan.kernel)))]
+        symmetric = all(before == after for before, after in plan.pad)
+        if not symmetric:
+            h = F.pad(h, tuple(p for pair in reversed(plan.pad) for p in pair))
+        padding = tuple(before for before, _ in plan.pad) if symmetric else 0
+        bias = None if block.batch_norm else conv.bias[:filters]
+        h = (F.conv2d if self.two_d else F.conv1d)(h, weight, bias, stride=block.stride, padding=padding)
+        if block.batch_norm:
+            norm = self.norms[i]
+            if not hasattr(norm, "weight"):
+                raise ConfigError(f"the supernet has no batch norm in block {i} (the space never turns it on)")
+            h = F.batch_norm(h, None, None, norm.weight[:filters], norm.bias[:filters], training=True)
+        h = self.activations[block.activation](h)
+        if plan.pool is not None:
+            pool = {("max", False): F.max_pool1d, ("avg", False): F.avg_pool1d,
+                    ("max", True): F.max_pool2d, ("avg", True): F.avg_pool2d}[block.pool, self.two_d]
+            h = pool(h, plan.pool, stride=plan.pool)
+        return F.dropout(h, block.dropout, self.training)
+
+    @staticmethod
+    def _pick(modules, key: str, what: str):
+        if modules is None or key not in modules:
+            raise ConfigError(f"the supernet holds no {what} (the config is outside its search space)")
+        return modules[key]
+
+    @staticmethod
+    def _width(value: int, largest: int, what: str) -> int:
+        if value > largest:
+            raise ConfigError(f"{what}={value} is wider than the supernet's {largest} (outside its search space)")
+        return value
+
+
+def reachable_shapes(layout: tuple[int, ...], blocks: list[dict[str, tuple]], depths) -> set[tuple[int, ...]]:
+    """Every spatial size after the last block of a path (one head each), over every choice of the
+    shape-changing fields (kernel, stride, padding, pool, pool size) and every depth."""
+    after = [{tuple(layout[1:])}]
+    fields = ("kernel_size", "stride", "padding", "pool", "pool_size")
+    for block in blocks[:max(depths)]:
+        shapes = set()
+        for spatial in after[-1]:
+            for values in itertools.product(*(block[f] for f in fields)):
+                plan = plan_blocks([BlockConfig(filters=1, **dict(zip(fields, values)))], (1, *spatial))[0]
+                shapes.add(plan.out_shape[1:])
+        after.append(shapes)
+    return set().union(*(after[d] for d in depths))
+
+
+def build_supernet(space, task, *, family) -> CNNSupernet:
+    """The supernet of ``space`` on ``task`` (checks the space first; see :meth:`CNNFamily.supernet`)."""
+    check_held(space, family=family.name, held=HELD)
+    layout = family.check_layout(task)
+    block = find_block(space, "blocks")
+    if block is None:
+        raise ConfigError(f"family 'cnn': the supernet needs the blocks of {space.source} as a repeated block "
+                          "(blocks: {repeat: n_blocks, params: {filters: ..., kernel_size: ...}})")
+    depths = count_values(space, block)
+    if depths[0] < 1:
+        raise ConfigError(f"family 'cnn': {block.count} can be {depths[0]}; a CNN has at least one block")
+    defaults = BlockConfig()
+    blocks, activations = [], set()
+    for i in range(block.max_count):
+        choices: dict[str, Any] = {f: values_at(space, f"blocks.{i}.{f}", getattr(defaults, f)) for f in BLOCK_FIELDS}
+        for name in ("filters", "kernel_size", "stride", "padding", "pool", "pool_size", "activation", "batch_norm"):
+            why = "builds to the widest" if name == "filters" else f"builds one path per {name}"
+            choices[name] = enumerable(choices[name], f"blocks.{i}.{name}", why=why)
+        activations.update(choices["activation"])
+        blocks.append(choices)
+    config = CNNConfig()
+    heads = enumerable(values_at(space, "head", config.head), "head", why="builds one head per kind")
+    units = enumerable(values_at(space, "dense_units", config.dense_units), "dense_units", why="builds to the widest")
+    dense_activations = enumerable(values_at(space, "dense_activation", config.dense_activation), "dense_activation",
+                                   why="builds one path per activation")
+    activations.update(dense_activations if "dense" in heads else ())
+    outputs = task.n_classes if task.kind == "classification" else 1
+    return CNNSupernet(layout=layout, blocks=blocks, depths=depths, heads=heads, dense_units=max(units),
+                       activations=activations, n_outputs=outputs)

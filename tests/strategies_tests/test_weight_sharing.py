@@ -1,0 +1,325 @@
+"""Weight-sharing searches (enas, rsws): the supernet phase, its picks retrained, MLflow, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+import nasforge
+from conftest import runs_of
+from nasforge.cli import main
+from nasforge.data.tasks import load_task
+from nasforge.errors import NasforgeError, SpecError
+from nasforge.family import NullReporter
+from nasforge.plugins import get_registry
+from nasforge.spec.space import SearchSpace
+from nasforge.stores.mlflow_runs import Tracker
+from nasforge.strategies.oneshot.phase import SupernetPhase
+from nasforge.strategies.oneshot.phase_options import RANK_ATTR, TOP_ATTR, PhaseJob, check_options
+from nasforge.strategies.oneshot.retrain_sampler import TopArchitecturesSampler
+from nasforge_mlp import MLPFamily
+
+# A supernet phase of a few seconds on digits (1257 train rows: 40 shared steps per epoch).
+TINY = {"supernet_epochs": 2, "controller_steps": 2, "controller_batch": 4, "candidates": 12}
+CURVES = ("curve/shared_train_loss", "curve/controller_reward", "curve/baseline", "curve/entropy",
+          "curve/sampled_val_accuracy")
+
+
+def _children(store, experiment, parent):
+    runs = runs_of(store["tracking_uri"], experiment)
+    return runs[runs["tags.mlflow.parentRunId"] == parent]
+
+
+def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store):
+    result = nasforge.search("mlp", task="digits", strategy="enas", trials=3, budget=2, seed=0,
+                             strategy_options=TINY, **store)
+
+    top = result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
+    assert len(top) == 3 and sum(p["source"] == "argmax" for p in top) == 1
+    assert [p["score"] for p in top] == sorted((p["score"] for p in top), reverse=True)
+    trials = sorted(result.trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.user_attrs["shared_rank"] for t in trials] == [0, 1, 2]
+    for trial, pick in zip(trials, top):   # each trial retrains its pick, with the space's fixed settings
+        assert {k: trial.params[k] for k in pick["params"]} == pick["params"]
+        assert result.spec.space.config_from_flat(trial.params)["lr"] == 3e-3
+    assert result.best_value == max(t.values[0] for t in trials) > 0.5   # chance is 0.1
+    assert isinstance(result.best_model(), torch.nn.Module) and result.test_metrics["test_accuracy"] > 0.5
+
+    children = _children(store, "mlp-digits", result.parent_run_id)
+    supernet = children[children["tags.phase"] == "supernet"]
+    retrain = children[children["tags.phase"] == "retrain"]
+    assert len(supernet) == 1 and len(retrain) == 3 and len(children) == 4
+    run = supernet.iloc[0]
+    assert run["status"] == "FINISHED" and run["tags.strategy"] == "enas" and run["params.supernet_epochs"] == "2"
+    assert set(retrain["status"]) == {"FINISHED"} and set(retrain["tags.strategy"]) == {"enas"}
+    client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=result.experiment_id).client
+    steps = {key: [m.step for m in client.get_metric_history(run["run_id"], key)] for key in CURVES}
+    shared_steps = 2 * math.ceil(len(load_task("digits", 0).x_train) / 32)
+    assert steps["curve/shared_train_loss"] == list(range(1, shared_steps + 1))
+    for key in CURVES[1:]:   # one point per controller update: 2 epochs x 2 steps
+        assert steps[key] == [1, 2, 3, 4], key
+    assert run["metrics.phase_epochs_equivalent"] == pytest.approx(2.0)
+    with open(client.download_artifacts(run["run_id"], "top_architectures.json", str(store_dir(store))),
+              encoding="utf-8") as f:
+        artifact = json.load(f)
+    assert artifact["top"] == top and len(artifact["candidates"]) >= 3
+
+    loaded = nasforge.load(result.study.study_name, tracking_uri=store["tracking_uri"])
+    assert loaded.best_value == result.best_value and loaded.spec.strategy == "enas"
+
+
+def store_dir(store):
+    return os.path.dirname(store["storage"][len("sqlite:///"):])
+
+
+def test_rsws_from_the_cli_samples_uniformly_and_logs_no_controller(store, capsys):
+    argv = ["search", "mlp", "--task", "digits", "--strategy", "rsws", "--trials", "2", "--budget", "1", "-q",
+            "--tracking-uri", store["tracking_uri"], "--storage", store["storage"], "--study-name", "rsws"]
+    for key, value in TINY.items():
+        argv += ["--strategy-option", f"{key}={value}"]
+    assert main(argv) == 0
+    assert "2 complete" in capsys.readouterr().out
+    runs = runs_of(store["tracking_uri"], "mlp-digits")
+    run = runs[runs["tags.phase"] == "supernet"].iloc[0]
+    client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=run["experiment_id"]).client
+    metrics = set(client.get_run(run["run_id"]).data.metrics)
+    assert {"curve/shared_train_loss", "curve/sampled_val_accuracy"} <= metrics
+    assert not metrics & {"curve/controller_reward", "curve/baseline", "curve/entropy"}
+    study = optuna.load_study(study_name="rsws", storage=store["storage"])
+    assert {p["source"] for p in study._storage.get_study_system_attrs(study._study_id)[TOP_ATTR]} == {"sample"}
+
+
+def test_weight_sharing_searches_your_own_data(store):
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    result = nasforge.search("mlp", data=(x, y), strategy="rsws", trials=1, budget=2, seed=0, save_models=False,
+                             plots=False, strategy_options=TINY, **store)
+    assert result.spec.data is not None and result.best_value > 0.5   # 3 classes
+    runs = runs_of(store["tracking_uri"], result.spec.experiment)
+    assert runs[runs["tags.phase"] == "supernet"].iloc[0]["status"] == "FINISHED"
+
+
+# -- bad input: a clear error before anything is trained or written -------------------------------
+MLP_LR_VARIES = {"params": {"n_layers": 1, "layers": {"repeat": "n_layers", "params": {"units": {"choice": [8, 16]}}},
+                            "lr": {"float": [1e-4, 1e-2], "log": True}}}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"family": "autoencoder", "strategy": "enas"},
+     "family 'autoencoder' has none (Family.supernet); families with one: cnn, mlp, rnn"),
+    ({"strategy": "enas", "objective": ["val_accuracy", "n_params"]}, "'enas' handles a single objective"),
+    ({"strategy": "rsws", "space": MLP_LR_VARIES}, "cannot hold parameter 'lr'"),
+    ({"strategy": "enas", "space": "mlp"}, "cannot hold parameter 'optimizer'"),
+    ({"strategy": ["enas", "tpe"]}, "cannot run side by side with 'tpe'"),
+    ({"strategy": ["random", "rsws"]}, "'rsws' cannot run side by side with 'random'"),
+    ({"strategy": "enas", "strategy_options": {"epochs": 3}}, "no option 'epochs'"),
+    ({"strategy": "rsws", "strategy_options": {"controller_lr": 0.1}}, "trains no controller"),
+    ({"strategy": "enas", "strategy_options": {"supernet_epochs": 0}}, "supernet_epochs must be an integer >= 1"),
+])
+def test_bad_weight_sharing_input_is_refused_up_front(store, kwargs, message):
+    family = kwargs.pop("family", "mlp")
+    with pytest.raises(NasforgeError) as info:
+        nasforge.search(family, task="digits", trials=2, **kwargs, **store)
+    assert message in str(info.value)
+    assert not os.path.exists(store["tracking_uri"][len("sqlite:///"):])   # nothing written
+    assert not os.path.exists(store["storage"][len("sqlite:///"):])
+
+
+# -- what the phase learns ---------------------------------------------------------------------
+def _phase(store, strategy, space, options, *, seed=0, top=3):
+    tracker = Tracker.for_experiment(tracking_uri=store["tracking_uri"], experiment="phase")
+    run_id = tracker.start_run(name="phase", tags={})
+    job = PhaseJob(strategy=strategy, family="mlp", task="digits", data_digest=None, space=space, seed=seed,
+                   options=check_options(strategy, options), top=top, tracking_uri=store["tracking_uri"],
+                   experiment_id=tracker.experiment_id, run_id=run_id)
+    phase = SupernetPhase(job=job, tracker=tracker)
+    return phase, phase.run()
+
+
+def test_supernet_paths_train_well_above_chance(store):
+    _, result = _phase(store, "rsws", SearchSpace.load("mlp_enas"), {"supernet_epochs": 20, "controller_steps": 1})
+    scores = [c["shared_val_accuracy"] for c in result["candidates"]]
+    assert len(scores) > 50 and np.median(scores) > 0.6   # chance is 0.1; measured 0.87
+
+
+TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
+    "n_layers": 1,
+    "layers": {"repeat": "n_layers",
+               "params": {"units": {"choice": [1, 4, 32]}, "activation": {"choice": ["relu", "tanh"]}}},
+    "lr": 3e-3,
+}}
+
+
+def test_the_trained_controller_prefers_architectures_that_are_better_stand_alone(store):
+    """ENAS's controller (default options, 120 updates), after the phase, puts its probability on networks
+    that train better on their own than a uniform draw does (each of the 6 trained stand-alone once to know)."""
+    space = SearchSpace.from_dict(TOY)
+    phase, _ = _phase(store, "enas", space, {"supernet_epochs": 8, "controller_steps": 15, "controller_batch": 5})
+    family, task = MLPFamily(), load_task("digits", 0)
+    grid = [{"n_layers": 1, "layers.0.units": u, "layers.0.activation": a}
+            for u in (1, 4, 32) for a in ("relu", "tanh")]
+    alone = []
+    for flat in grid:
+        config = family.make_config(space.config_from_flat(flat))
+        torch.manual_seed(0)
+        model = family.build(config, task)
+        alone.append(family.fit(model, task, config, {"epochs": 5}, NullReporter())["val_accuracy"])
+    probs = np.exp([phase.paths.log_prob({k: v for k, v in flat.items() if k != "n_layers"}) for flat in grid])
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+    controller, uniform = float(probs @ np.array(alone)), float(np.mean(alone))
+    assert controller > uniform + 0.1, (controller, uniform, alone, probs)   # measured 0.90 vs 0.52
+
+
+# -- the retraining sampler --------------------------------------------------------------------
+def test_an_interrupted_retraining_trial_gives_its_pick_back():
+    space = SearchSpace.from_dict(TOY)
+    sampler = TopArchitecturesSampler(space=space, strategy="enas", options=check_options("enas", {}), seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    picks = [{"params": {"layers.0.units": u, "layers.0.activation": "relu"}, "score": s, "source": "sample"}
+             for u, s in ((32, 0.9), (4, 0.5))]
+    study._storage.set_study_system_attr(study._study_id, TOP_ATTR, picks)
+    first = study.ask()
+    assert space.sample(first)["layers"][0]["units"] == 32 and not sampler.is_exhausted(study)
+    second = study.ask()
+    assert space.sample(second)["layers"][0]["units"] == 4 and sampler.is_exhausted(study)
+    study.tell(second, 0.5)
+    first.set_user_attr("interrupted", True)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    assert not sampler.is_exhausted(study)
+    again = study.ask()
+    assert space.sample(again)["layers"][0]["units"] == 32
+    stored = study._storage.get_trial(again._trial_id)
+    assert stored.system_attrs[RANK_ATTR] == 0 and stored.user_attrs["shared_score"] == 0.9
+
+
+# -- resume ------------------------------------------------------------------------------------
+INTERRUPT = {"at": 0, "calls": 0}
+
+
+class InterruptingMLP(MLPFamily):
+    """The mlp family, whose supernet raises KeyboardInterrupt (a Ctrl-C) at forward call ``INTERRUPT['at']``."""
+
+    name = "mlp_ctrl_c"
+    supernet_space = None
+
+    def supernet(self, space, task):
+        return _Interrupting(super().supernet(space, task))
+
+
+class _Interrupting(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, config):
+        INTERRUPT["calls"] += 1
+        if INTERRUPT["calls"] == INTERRUPT["at"]:
+            raise KeyboardInterrupt
+        return self.inner(x, config)
+
+
+class InterruptingPlugin:
+    @nasforge.hookimpl
+    def register_families(self, register):
+        register(InterruptingMLP())
+
+
+def test_a_supernet_phase_resumed_after_ctrl_c_ends_as_an_uninterrupted_one(store):
+    plugin = InterruptingPlugin()
+    nasforge.register(plugin)
+    try:
+        raw = {k: v for k, v in SearchSpace.load("mlp_enas").raw.items() if k != "family"}
+        options = {"supernet_epochs": 3, "controller_steps": 2, "controller_batch": 3, "candidates": 8}
+        run = dict(task="digits", strategy="enas", trials=2, budget=2, seed=3, space=raw, strategy_options=options,
+                   **store)
+        INTERRUPT.update(at=0, calls=0)
+        whole = nasforge.search("mlp_ctrl_c", study_name="whole", **run)
+        per_epoch = math.ceil(len(load_task("digits", 3).x_train) / 32) + 2 * 3
+        INTERRUPT.update(at=int(1.5 * per_epoch), calls=0)   # in the second epoch
+        with pytest.raises(KeyboardInterrupt):
+            nasforge.search("mlp_ctrl_c", study_name="cut", **run)
+        runs = runs_of(store["tracking_uri"], "mlp_ctrl_c-digits")
+        cut = runs[(runs["tags.phase"] == "supernet") & (runs["tags.study"] == "cut")].iloc[0]
+        assert cut["status"] == "KILLED" and json.loads(cut["tags.supernet_checkpoint"])["epoch"] == 1
+        INTERRUPT.update(at=0)
+        with pytest.raises(SpecError, match="other strategy_options \\(supernet_epochs=3\\)"):
+            nasforge.search("mlp_ctrl_c", study_name="cut", resume=True,
+                            **{**run, "strategy_options": {**options, "supernet_epochs": 4}})
+        # resumed as a user would: strategy and its options left out, the study's are taken
+        resumed = nasforge.search("mlp_ctrl_c", study_name="cut", resume=True, task="digits", trials=2, budget=2,
+                                  seed=3, space=raw, **store)
+    finally:
+        nasforge.unregister(plugin)
+
+    def top(result):
+        return result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
+
+    assert top(resumed) == top(whole)
+    assert [t.values for t in resumed.trials] == [t.values for t in whole.trials]
+    runs = runs_of(store["tracking_uri"], "mlp_ctrl_c-digits")
+    phases = runs[runs["tags.phase"] == "supernet"].set_index("tags.study")
+    assert phases.loc["cut", "status"] == "FINISHED" and len(phases) == 2   # the same run, continued
+    client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=resumed.experiment_id).client
+    curves = {study: [(m.step, m.value) for m in client.get_metric_history(phases.loc[study, "run_id"],
+                                                                           "curve/shared_train_loss")]
+              for study in ("whole", "cut")}
+    assert sorted(curves["cut"]) == sorted(curves["whole"])   # every step once, the same values
+
+
+KILLED = textwrap.dedent("""
+    import nasforge
+    nasforge.search("mlp", task="digits", strategy="enas", trials=1, budget=1, seed=0, study_name="killed",
+                    strategy_options={options!r}, tracking_uri={uri!r}, storage={storage!r})
+""")
+
+
+def _checkpoint_epoch(store) -> int:
+    """The epoch of the killed search's last supernet checkpoint (0 before there is one)."""
+    try:
+        study = optuna.load_study(study_name="killed", storage=store["storage"])
+        run_id = study._storage.get_study_system_attrs(study._study_id).get("oneshot:run_id")
+        if run_id is None:
+            return 0
+        tag = Tracker(tracking_uri=store["tracking_uri"], experiment_id="0").get_run(run_id).data.tags
+        return json.loads(tag.get("supernet_checkpoint", '{"epoch": 0}'))["epoch"]
+    except Exception:   # not created yet, or the writer holds the lock: look again
+        return 0
+
+
+def test_a_supernet_phase_killed_with_sigkill_continues_from_its_checkpoint(store):
+    options = {"supernet_epochs": 20, "controller_steps": 1, "controller_batch": 2, "candidates": 4}
+    script = KILLED.format(options=options, uri=store["tracking_uri"], storage=store["storage"])
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while _checkpoint_epoch(store) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    killed_at = _checkpoint_epoch(store)
+    assert 2 <= killed_at < 20
+
+    result = nasforge.search("mlp", task="digits", strategy="enas", trials=1, budget=1, seed=0, study_name="killed",
+                             strategy_options=options, resume=True, **store)
+    assert [t.state.name for t in result.trials] == ["COMPLETE"]
+    runs = runs_of(store["tracking_uri"], "mlp-digits")
+    phase = runs[runs["tags.phase"] == "supernet"]
+    assert len(phase) == 1 and phase.iloc[0]["status"] == "FINISHED"
+    assert json.loads(phase.iloc[0]["tags.supernet_checkpoint"])["epoch"] == 20
+    client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=result.experiment_id).client
+    steps = sorted(m.step for m in client.get_metric_history(phase.iloc[0]["run_id"], "curve/shared_train_loss"))
+    per_epoch = math.ceil(len(load_task("digits", 0).x_train) / 32)
+    assert steps[-1] == 20 * per_epoch and len(steps) >= 20 * per_epoch   # no epoch lost (a half-done one is redone)
