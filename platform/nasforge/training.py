@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -89,10 +90,17 @@ def to_tensors(task, device: torch.device | str, splits: Iterable[str] = SPLITS)
             raise ConfigError(f"task {task.name!r}: its {name} inputs stay on disk ({len(x)} rows); this family "
                               "loads whole splits into memory (use a family that streams, or load the data)")
         if x is not None:
-            out[f"x_{name}"] = torch.as_tensor(x, dtype=torch.float32, device=device)
+            out[f"x_{name}"] = inputs_tensor(x, device)
         if y is not None:
             out[f"y_{name}"] = targets_tensor(y, task.kind, device)
     return TensorSplits(**out)
+
+
+def inputs_tensor(x, device: torch.device | str | None = None) -> torch.Tensor:
+    """Inputs as float32 on ``device``, sharing the array's memory where they can."""
+    with warnings.catch_warnings():   # arrays from Ray's object store are read-only: shared, never written here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(x, dtype=torch.float32, device=device)
 
 
 def targets_tensor(y, kind: str, device: torch.device | str | None = None) -> torch.Tensor:
@@ -229,7 +237,7 @@ def load_split(task, split: str, device: torch.device | str) -> TensorSplit | St
     x, y = task.split(split)
     if is_stream(x):
         return StreamSplit(x, targets_tensor(y, task.kind), device)
-    return TensorSplit(torch.as_tensor(x, dtype=torch.float32, device=device), targets_tensor(y, task.kind, device))
+    return TensorSplit(inputs_tensor(x, device), targets_tensor(y, task.kind, device))
 
 
 def seeded_generator(seed: int | None = None) -> torch.Generator:
