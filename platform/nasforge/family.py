@@ -84,6 +84,9 @@ class Family(abc.ABC):
     # search uses when none is given (architecture choices only, training settings fixed).
     supports_weight_sharing: ClassVar[bool] = False
     supernet_space: ClassVar[str | None] = None
+    # strategy="darts": True when the supernet also has ``mixed(x, weights)``, the continuous
+    # relaxation of its choices (see :meth:`supernet`).
+    supports_darts: ClassVar[bool] = False
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod
@@ -159,6 +162,15 @@ class Family(abc.ABC):
         returns what ``build(config, task)(x)`` returns, in the same shape (logits for
         classification, the value for regression). Paths that share a layer share its weights
         (Pham et al. 2018, "Efficient Neural Architecture Search via Parameter Sharing").
+
+        For ``strategy="darts"`` (``supports_darts = True``) the module also has ``mixed(x, weights)``:
+        DARTS's continuous relaxation (Liu et al. 2019, eq. 2). ``weights`` maps the flat name of each
+        parameter the space varies to ``{value: weight}`` (a softmax over its values; a value left
+        out weighs 0), and every operation a parameter chooses becomes the weighted sum of its
+        values' operations (:func:`nasforge.weight_sharing.mixture`). With one-hot weights at a
+        configuration's values (any value for an inactive parameter) it returns ``forward(x,
+        config)`` in eval mode; values whose operations cannot be summed (outputs of different
+        shapes) raise :class:`ConfigError` naming the parameter.
 
         Raise :class:`ConfigError` naming the parameter when ``space`` varies something one set of
         weights cannot hold -- a training setting such as ``lr`` (fix it in the space: the supernet

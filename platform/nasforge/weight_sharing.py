@@ -5,7 +5,8 @@ set of shared weights. It holds only what shapes the network -- depth, widths, o
 a training setting (``lr``, ``batch_size``, ``optimizer``...): every path trains with the same
 optimizer, and the retrained architectures with the settings the space fixes. :func:`check_held`
 refuses a space that varies anything else, naming the parameter; :func:`values_at` lists what a
-parameter can take, so a supernet is built to its largest shapes. No torch here.
+parameter can take, so a supernet is built to its largest shapes; :func:`mixture` is DARTS's mixed
+operation, for a supernet's ``mixed`` forward. No torch here.
 """
 
 from __future__ import annotations
@@ -112,3 +113,25 @@ def example(param: Param) -> Any:
     if isinstance(param, FloatParam):
         return round((param.low * param.high) ** 0.5, 6) if param.log else round((param.low + param.high) / 2, 6)
     return None
+
+
+def mixture(weights, flat_name: str, held: tuple | None, op):
+    """DARTS's mixed operation (Liu et al. 2019, eq. 2): ``sum(w_v * op(v))`` over the values ``v`` of
+    parameter ``flat_name``, ``weights[flat_name]`` mapping each value to its weight (a softmax of the
+    architecture parameters; values left out weigh 0). A parameter ``weights`` leaves out must be one
+    the space fixes (``held == (value,)``): then it is just ``op(value)``. With one-hot weights this
+    is exactly the operation of that value, so ``Supernet.mixed`` reproduces ``forward`` on a path.
+    """
+    given = weights.get(flat_name)
+    if given is None:
+        if held is None or len(held) != 1:
+            takes = "a continuous range" if held is None else ", ".join(map(str, held))
+            raise ConfigError(f"the mixed forward got no weights for parameter {flat_name!r}, which takes {takes}")
+        return op(held[0])
+    if not given:
+        raise ConfigError(f"the mixed forward got an empty set of weights for parameter {flat_name!r}")
+    total = None
+    for value, weight in given.items():
+        term = weight * op(value)
+        total = term if total is None else total + term
+    return total
