@@ -18,6 +18,15 @@ node the same range.
 every architecture of a space the way ENAS shares them: one matrix per (node, earlier node) pair,
 used by every path that connects that pair, whatever the activations. Many-to-one: a linear head
 reads the last state.
+
+``ENASCellSupernet.mixed(x, weights)`` is DARTS's continuous relaxation of the same cell (Liu et al.
+2019, "DARTS: Differentiable Architecture Search", ICLR, Sec. 2.1-2.2; its recurrent cell search
+relaxes ENAS's cell). Each activation is the weighted sum of the highway node under every function,
+each node's predecessor the weighted sum of the node computed from every earlier node through that
+pair's matrix, and the state the average of the nodes weighted by the probability that each is a
+loose end, ``e_i = prod_k (1 - P(node k reads i))`` over the later nodes ``k``; the number of nodes
+is the weighted sum of the states of each count. The mixed state feeds the next step. With one-hot
+weights it is :meth:`ENASCellSupernet.forward` of that cell.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.weight_sharing import check_held, count_values, enumerable, find_block, find_param, values_at
+from nasforge.weight_sharing import (check_held, count_values, enumerable, find_block, find_param, mixture,
+                                     values_at)
 
 FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda x: x, "sigmoid": torch.sigmoid}
 HELD = ("enas_activation", "n_nodes", "nodes.*.input", "nodes.*.activation")
@@ -108,10 +118,13 @@ class ENASCellSupernet(nn.Module):
     """Every ENAS cell of a space with ENAS's sharing: one matrix per (node, earlier node) pair."""
 
     def __init__(self, *, sequence_shape, hidden_size: int, max_nodes: int, n_outputs: int,
-                 vocab_size: int | None = None, embedding_dim: int = 32):
+                 vocab_size: int | None = None, embedding_dim: int = 32, count: str = "n_nodes",
+                 counts: tuple[int, ...] | None = None, held: dict[str, tuple] | None = None):
         super().__init__()
         self.sequences = _Sequences(sequence_shape=sequence_shape, vocab_size=vocab_size, embedding_dim=embedding_dim)
         self.hidden_size, self.max_nodes = hidden_size, max_nodes
+        self.count, self.counts = count, tuple(counts) if counts is not None else (max_nodes,)
+        self.held = dict(held or {})   # flat name -> the values the space gives it (for ``mixed``)
         self.x_proj = nn.Linear(self.sequences.input_size, 2 * hidden_size)
         self.h_proj = nn.Linear(hidden_size, 2 * hidden_size, bias=False)
         self.pairs = nn.ModuleDict({f"{k}_{j}": nn.Linear(hidden_size, 2 * hidden_size, bias=False)
@@ -134,6 +147,63 @@ class ENASCellSupernet(nn.Module):
 
         return self.head(_run(self.sequences(x), step, self.hidden_size, 0))
 
+    def mixed(self, x: torch.Tensor, weights) -> torch.Tensor:
+        """DARTS's relaxation (see the module docstring): ``weights[flat_name]`` maps each value of a
+        parameter to its weight; with one-hot weights this is :meth:`forward` of that cell."""
+        for d in self.counts:
+            if not 0 <= d <= self.max_nodes:
+                raise ConfigError(f"the supernet holds ENAS cells of at most 1 + {self.max_nodes} nodes, not 1 + {d}")
+
+        def choose(name, op):
+            return mixture(weights, name, self.held.get(name), op)
+
+        def activation(name, projection, state):
+            return choose(name, lambda a: _node(projection, state, _function(a, name)))
+
+        def reads(k, i):   # P(node k reads node i): the weight of node k's inputs that wrap to i
+            return choose(f"nodes.{k - 1}.input", lambda v: float(predecessor(k, v) == i))
+
+        # per count d of nodes, each node's weight in the state: the probability it is a loose end
+        ends = {d: [_product([1 - reads(k, i) for k in range(i + 1, d + 1)]) for i in range(d + 1)]
+                for d in self.counts}
+
+        def output(states, d):   # the state of a cell of 1 + d nodes
+            return sum(e * n for e, n in zip(ends[d], states)) / sum(ends[d])
+
+        def step(x_t, h):
+            states = [activation("enas_activation", self.x_proj(x_t) + self.h_proj(h), h)]
+            for k in range(1, max(self.counts) + 1):
+                nodes = {}   # earlier node j -> node k computed from it (one projection per pair and step)
+
+                def from_input(v, k=k, nodes=nodes):
+                    j = predecessor(k, v)
+                    if j not in nodes:
+                        nodes[j] = activation(f"nodes.{k - 1}.activation", self.pairs[f"{k}_{j}"](states[j]), states[j])
+                    return nodes[j]
+
+                states.append(choose(f"nodes.{k - 1}.input", from_input))
+            return choose(self.count, lambda d: output(states, self._known(d)))
+
+        return self.head(_run(self.sequences(x), step, self.hidden_size, 0))
+
+    def _known(self, d: int) -> int:
+        if d not in self.counts:
+            raise ConfigError(f"the supernet holds no ENAS cell of 1 + {d} nodes (outside its search space)")
+        return d
+
+
+def _function(name: str, flat_name: str):
+    if name not in FUNCTIONS:
+        raise ConfigError(f"{flat_name}={name!r} is no activation of the ENAS cell ({', '.join(FUNCTIONS)})")
+    return FUNCTIONS[name]
+
+
+def _product(factors):
+    total = 1.0
+    for factor in factors:
+        total = total * factor
+    return total
+
 
 def build_supernet(space, task, *, family) -> ENASCellSupernet:
     """The supernet of ``space`` on ``task`` (checks the space first; see :meth:`RNNFamily.supernet`)."""
@@ -147,14 +217,17 @@ def build_supernet(space, task, *, family) -> ENASCellSupernet:
                           f"cell: enas (it {'leaves cell out' if cell is None else 'has another cell'})")
     block = find_block(space, "nodes")
     max_nodes = block.max_count if block is not None else 0
-    for i in range(max_nodes):
-        enumerable(values_at(space, f"nodes.{i}.activation", "tanh"), f"nodes.{i}.activation",
-                   why="applies one function per node")
-    if block is not None:
-        count_values(space, block)
     config = RNNConfig()
+    held = {"enas_activation": enumerable(values_at(space, "enas_activation", config.enas_activation),
+                                          "enas_activation", why="applies one function per node")}
+    for i in range(max_nodes):
+        held[f"nodes.{i}.activation"] = enumerable(values_at(space, f"nodes.{i}.activation", "tanh"),
+                                                   f"nodes.{i}.activation", why="applies one function per node")
+        held[f"nodes.{i}.input"] = values_at(space, f"nodes.{i}.input", 0)
+    counts = count_values(space, block) if block is not None else (0,)
     hidden = values_at(space, "hidden_size", config.hidden_size)[0]
     embedding = values_at(space, "embedding_dim", config.embedding_dim)[0]
     return ENASCellSupernet(sequence_shape=shape, hidden_size=hidden, max_nodes=max_nodes,
                             n_outputs=task.n_classes if task.kind == "classification" else 1,
-                            vocab_size=task.info.get("vocab_size"), embedding_dim=embedding)
+                            vocab_size=task.info.get("vocab_size"), embedding_dim=embedding,
+                            count=block.count if block is not None else "n_nodes", counts=counts, held=held)

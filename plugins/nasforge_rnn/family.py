@@ -136,6 +136,7 @@ class RNNFamily(Family):
     predicts_target = True        # forward() gives logits / the value: results predict and serve it
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
     supports_weight_sharing = True   # supernet(): ENAS's recurrent cell (strategy="enas" / "rsws")
+    supports_darts = True            # supernet().mixed: DARTS's relaxation of that cell (strategy="darts")
     supernet_space = "rnn_enas"
 
     def metrics(self, task: Task) -> dict[str, str]:
