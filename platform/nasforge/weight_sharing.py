@@ -130,8 +130,15 @@ def mixture(weights, flat_name: str, held: tuple | None, op):
         return op(held[0])
     if not given:
         raise ConfigError(f"the mixed forward got an empty set of weights for parameter {flat_name!r}")
-    total = None
+    total = first = None
     for value, weight in given.items():
-        term = weight * op(value)
-        total = term if total is None else total + term
+        output = op(value)
+        if total is None:
+            total, first = weight * output, (value, tuple(output.shape))
+            continue
+        if tuple(output.shape) != first[1]:
+            raise ConfigError(f"parameter {flat_name!r}: its values give outputs of different shapes ({first[0]!r}: "
+                              f"{first[1]}, {value!r}: {tuple(output.shape)}), which DARTS cannot sum into one mixed "
+                              "operation; fix it in the space (or search it with strategy='enas' or 'rsws')")
+        total = total + weight * output
     return total
