@@ -85,8 +85,10 @@ class Family(abc.ABC):
     supports_weight_sharing: ClassVar[bool] = False
     supernet_space: ClassVar[str | None] = None
     # strategy="darts": True when the supernet also has ``mixed(x, weights)``, the continuous
-    # relaxation of its choices (see :meth:`supernet`).
+    # relaxation of its choices (see :meth:`supernet`); ``darts_space`` replaces ``supernet_space``
+    # for darts when that one has choices whose values cannot be summed.
     supports_darts: ClassVar[bool] = False
+    darts_space: ClassVar[str | None] = None
 
     # -- metadata --------------------------------------------------------------------
     @abc.abstractmethod

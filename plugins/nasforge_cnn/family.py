@@ -57,6 +57,8 @@ class CNNFamily(Family):
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
     supports_weight_sharing = True   # supernet(): ENAS's macro space (strategy="enas" / "rsws")
     supernet_space = "cnn_enas"
+    supports_darts = True          # supernet().mixed: DARTS's relaxation (strategy="darts")
+    darts_space = "cnn_darts"      # cnn_enas without 'no pooling' (its output size differs)
 
     def metrics(self, task: Task) -> dict[str, str]:
         """Validation accuracy and loss.

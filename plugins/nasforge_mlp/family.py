@@ -113,6 +113,7 @@ class MLPFamily(Family):
     training_hyperparameters = ("lr", "momentum", "weight_decay", "clip_value")
     supports_weight_sharing = True   # supernet(): widths as slices (strategy="enas" / "rsws")
     supernet_space = "mlp_enas"
+    supports_darts = True            # supernet().mixed: DARTS's relaxation (strategy="darts")
 
     def metrics(self, task: Task) -> dict[str, str]:
         if task.kind == "classification":

@@ -1,4 +1,4 @@
-"""The supernet phase of a weight-sharing search (enas, rsws): one job before the trials, here or on a Ray worker.
+"""The supernet phase of a weight-sharing search (enas, rsws, darts): one job before the trials, here or on a Ray worker.
 
 The driver opens the phase's MLflow run -- a child of the search's parent run, tagged
 ``phase=supernet`` -- and records its id in the study, so a resumed search finds it again; the
@@ -99,7 +99,9 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> lis
     tracker.log(run_id, metrics=metrics, tags={"top_architecture": json.dumps(top[0]["params"]) if top else "",
                                                **result.get("worker_tags", {})})
     tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,
-                                         "candidates": result["candidates"], "compute": compute},
+                                         "candidates": result["candidates"], "compute": compute,
+                                         **({"probabilities": result["probabilities"]}
+                                            if "probabilities" in result else {})},
                                         indent=1, default=str), "top_architectures.json")
     tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})
     storage.set_study_system_attr(study_id, TOP_ATTR, top)   # last: a kill before it reruns the rating only

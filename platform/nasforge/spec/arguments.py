@@ -233,11 +233,12 @@ def build_spec(
     weight_sharing = check_weight_sharing(strategy, fam, registry)
     if weight_sharing and trials_given is None and not resume:
         trials = WEIGHT_SHARING_TRIALS
-    space_obj = check_space(space, fam, weight_sharing=weight_sharing)
+    darts = weight_sharing and _strategy_names(strategy, registry) == ("darts",)
+    space_obj = check_space(space, fam, weight_sharing=weight_sharing, darts=darts)
     check_task_data(loaded_task)
     fam.check_space(space_obj, loaded_task)
     if weight_sharing:
-        check_supernet(fam, space_obj, loaded_task, strategy=strategy)
+        check_supernet(fam, space_obj, loaded_task, strategy=strategy, mixed=darts)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
@@ -348,11 +349,12 @@ def check_task(task: str | None, fam, registry: Registry) -> str:
     return task
 
 
-def check_space(space: Any, fam, *, weight_sharing: bool = False) -> SearchSpace:
+def check_space(space: Any, fam, *, weight_sharing: bool = False, darts: bool = False) -> SearchSpace:
     """The search space (the family's own when None: its ``supernet_space`` for a weight-sharing
-    strategy), for this family, naming only its config fields."""
+    strategy, its ``darts_space`` first for darts), for this family, naming only its config fields."""
     if space is None:
-        space = (getattr(fam, "supernet_space", None) if weight_sharing else None) or fam.default_space
+        space = ((getattr(fam, "darts_space", None) if darts else None)
+                 or (getattr(fam, "supernet_space", None) if weight_sharing else None) or fam.default_space)
     if isinstance(space, SearchSpace):
         space_obj = space
     elif isinstance(space, Mapping):
@@ -387,13 +389,29 @@ def check_weight_sharing(strategy: Any, fam, registry: Registry) -> bool:
         raise SpecError(f"strategy {sharing[0]!r} trains a supernet that holds every architecture with shared weights, "
                         f"but family {fam.name!r} has none (Family.supernet); families with one: "
                         f"{', '.join(having) or '(none installed)'}")
+    if sharing[0] == "darts" and not getattr(fam, "supports_darts", False):
+        having = [n for n in registry.names("family") if getattr(registry.get("family", n), "supports_darts", False)]
+        raise SpecError(f"strategy 'darts' trains a relaxed supernet (every choice a weighted sum of its operations), "
+                        f"but family {fam.name!r}'s supernet has no mixed forward (supports_darts = False); families "
+                        f"with one: {', '.join(having) or '(none installed)'}; strategy='enas' or 'rsws' search "
+                        f"{fam.name!r}" + ("" if fam.supports_weight_sharing else " where it has a supernet"))
     return True
 
 
-def check_supernet(fam, space: SearchSpace, task, *, strategy: Any) -> None:
-    """The family's supernet can hold ``space`` on ``task`` (it is built once, here, to find out)."""
+def check_supernet(fam, space: SearchSpace, task, *, strategy: Any, mixed: bool = False) -> None:
+    """The family's supernet can hold ``space`` on ``task`` (it is built once, here, to find out); for
+    darts, its mixed forward also runs once on a few example inputs, so a choice whose values cannot
+    be summed is named before any training."""
     try:
-        fam.supernet(space, task)
+        supernet = fam.supernet(space, task)
+        if mixed:
+            import torch
+
+            from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
+
+            with torch.no_grad():
+                supernet.mixed(torch.as_tensor(fam.example_input(task)),
+                               ArchitectureWeights(space=space, seed=0).weights())
     except ConfigError as exc:
         raise SpecError(f"strategy {strategy!r} cannot search {space.source}: {exc}") from None
 

@@ -22,7 +22,7 @@ uniform draws. Same epochs, same number of scored draws per epoch: the baseline 
 
 Everything random is seeded from the search's seed, and the state after each epoch is checkpointed
 (:mod:`.phase_checkpoint`): a phase resumed after Ctrl-C or ``kill -9`` gives the result an
-uninterrupted one would have.
+uninterrupted one would have. DARTS (``strategy="darts"``) reuses all of this in :mod:`.darts_phase`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ def run_phase(job: PhaseJob, *, tracker: Tracker | None = None) -> dict[str, Any
     """Train the supernet of ``job`` (continuing its checkpoint, if any) and return the architectures
     to retrain: ``{"top": [...], "candidates": [...], "compute": {...}}``."""
     tracker = tracker or Tracker(tracking_uri=job.tracking_uri, experiment_id=job.experiment_id)
+    if job.strategy == "darts":
+        from nasforge.strategies.oneshot.darts_phase import DartsPhase
+
+        return DartsPhase(job=job, tracker=tracker).run()
     return SupernetPhase(job=job, tracker=tracker).run()
 
 
@@ -221,10 +225,10 @@ class SupernetPhase:
         mse = float(nn.functional.mse_loss(outputs, y))
         return -mse, mse
 
-    def _val_batches(self) -> Iterator:
-        """Validation minibatches for the rewards, endlessly (a new shuffle after each pass)."""
+    def _val_batches(self, size: int | None = None) -> Iterator:
+        """Validation minibatches (of ``eval_batch_size`` rows unless ``size``), endlessly (a new shuffle each pass)."""
         while True:
-            yield from self.val_split.batches(self.options.eval_batch_size, self.val_generator)
+            yield from self.val_split.batches(size or self.options.eval_batch_size, self.val_generator)
 
     def _rating_rows(self):
         """Up to ``rate_samples`` validation rows, the same for every candidate (a seeded choice)."""
@@ -277,9 +281,13 @@ class SupernetPhase:
         self.epoch, self.shared_step = int(state["epoch"]), int(state["shared_step"])
         self.controller_step = int(state["controller_step"])
         self.compute.update(state["compute"])
+        self.load_extra(state)
         points = [(k, float(v), int(s)) for k, v, s in state["points"]]
         if points and not self._logged(points[-1]):   # killed between the checkpoint and its curves
             self.tracker.log_points(self.job.run_id, points)
+
+    def load_extra(self, state: dict[str, Any]) -> None:
+        """What a subclass adds to :meth:`state_dict` (DARTS: its architecture parameters)."""
 
     def _logged(self, point) -> bool:
         key, _, step = point

@@ -1,4 +1,4 @@
-"""The options of ``strategy="enas"`` / ``"rsws"`` and the supernet phase's job, checked without torch.
+"""The options of ``strategy="enas"`` / ``"rsws"`` / ``"darts"`` and the supernet phase's job, checked without torch.
 
 The defaults are sized for a CPU and small data (MNIST-1D, digits): ENAS itself trained its CIFAR-10
 supernet for 310 epochs with 2000 controller steps each on a GPU (Pham et al. 2018, Sec. 3.2);
@@ -14,12 +14,20 @@ from typing import Any, Mapping
 
 from nasforge.errors import ConfigError
 
-WEIGHT_SHARING = ("enas", "rsws")
+WEIGHT_SHARING = ("enas", "rsws", "darts")
 # Study system attributes: the phase's picks (best first), and the pick each trial retrains.
 TOP_ATTR, RANK_ATTR = "oneshot:top", "oneshot:rank"
 SHARED_OPTIMIZERS = ("sgd", "adam")
-# Options only ENAS has (it trains a controller); rsws refuses them rather than ignore them.
-CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size", "warmup_epochs")
+# Options only some strategies have; the others refuse them rather than ignore them.
+CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size")
+SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size")   # enas, rsws: scored draws
+DARTS_ONLY = ("arch_lr", "arch_weight_decay")
+NOT_FOR = {"enas": DARTS_ONLY, "rsws": (*CONTROLLER_ONLY, "warmup_epochs", *DARTS_ONLY),
+           "darts": (*CONTROLLER_ONLY, *SAMPLED_ONLY)}
+WHY_NOT = {"enas": "it trains a controller by REINFORCE, not architecture parameters by gradient (strategy='darts' has)",
+           "rsws": "it draws architectures uniformly and trains no controller (strategy='enas' has)",
+           "darts": "it learns architecture parameters by gradient, one step per train minibatch, with no controller "
+                    "and no scored draws (strategy='enas' has)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +39,9 @@ class PhaseOptions:
     weights; (b) ``controller_steps`` REINFORCE updates of the controller, each on the rewards
     (shared-weight accuracy on a validation minibatch) of ``controller_batch`` drawn architectures.
     RS-WS (Li & Talwalkar 2019) does the same with uniform draws and no controller; it still scores
-    the same number of drawn architectures per epoch, for its curves and an equal budget.
+    the same number of drawn architectures per epoch, for its curves and an equal budget. DARTS (Liu
+    et al. 2019) trains the relaxed supernet instead, one step on ``alpha`` (a validation minibatch)
+    before each weight step, with the shared weights' options and the ``arch_*`` ones.
     """
 
     supernet_epochs: int = 20           # passes of (a) over the train split
@@ -53,6 +63,8 @@ class PhaseOptions:
     controller_hidden_size: int = 35    # the LSTM (Zoph & Le: 35 units; ENAS: 100)
     candidates: int = 100               # architectures drawn and scored at the end (ENAS: 10 on one minibatch)
     rate_samples: int = 2048            # validation rows each candidate is scored on (at most)
+    arch_lr: float = 3e-3               # darts: Adam on alpha (DARTS: 3e-4 over ~20k steps; here ~2k)
+    arch_weight_decay: float = 1e-3     # darts: L2 on alpha (DARTS: 1e-3)
 
     @property
     def total_controller_steps(self) -> int:
@@ -65,10 +77,9 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
     for key in options:
         if key not in fields:
             raise ConfigError(f"strategy {strategy!r} has no option {key!r}; its options: "
-                              f"{', '.join(n for n in fields if strategy == 'enas' or n not in CONTROLLER_ONLY)}")
-        if strategy == "rsws" and key in CONTROLLER_ONLY:
-            raise ConfigError(f"strategy 'rsws' draws architectures uniformly and trains no controller, so it has no "
-                              f"option {key!r} (strategy='enas' has)")
+                              f"{', '.join(n for n in fields if n not in NOT_FOR[strategy])}")
+        if key in NOT_FOR[strategy]:
+            raise ConfigError(f"strategy {strategy!r} has no option {key!r}: {WHY_NOT[strategy]}")
     options = dict(options)
     for key, value in options.items():
         kind = fields[key].type
@@ -82,7 +93,7 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"strategy {strategy!r}: {key} must be an integer >= {low}, got {value!r}")
         elif kind == "float":
-            positive = key in ("shared_lr", "controller_lr", "grad_clip")
+            positive = key in ("shared_lr", "controller_lr", "grad_clip", "arch_lr")
             bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             if bad or value < 0 or (positive and value == 0) or (key in ("baseline_decay", "shared_momentum")
                                                                    and value >= 1):
@@ -94,8 +105,9 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
                               f"{', '.join(SHARED_OPTIMIZERS)}")
     checked = PhaseOptions(**{k: (float(v) if fields[k].type == "float" else v) for k, v in options.items()})
     if checked.warmup_epochs >= checked.supernet_epochs:
+        learner = "architecture parameters" if strategy == "darts" else "controller"
         raise ConfigError(f"strategy {strategy!r}: warmup_epochs ({checked.warmup_epochs}) must be below "
-                          f"supernet_epochs ({checked.supernet_epochs}): the controller needs epochs to learn")
+                          f"supernet_epochs ({checked.supernet_epochs}): the {learner} needs epochs to learn")
     return checked
 
 
@@ -103,7 +115,7 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
 class PhaseJob:
     """Everything the supernet phase needs, wherever it runs (this process or a Ray worker; picklable)."""
 
-    strategy: str                       # "enas" or "rsws"
+    strategy: str                       # "enas", "rsws" or "darts"
     family: str
     task: str
     data_digest: str | None             # the user's own data (data=...), by digest

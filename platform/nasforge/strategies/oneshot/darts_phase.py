@@ -1,0 +1,132 @@
+"""The supernet phase of ``strategy="darts"``: first-order DARTS on a family's supernet (imports torch).
+
+Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search" (ICLR 2019), Algorithm 1 with
+``xi = 0`` (the first-order approximation, Sec. 2.3): the supernet's choices are relaxed into mixed
+operations weighted by the softmax of architecture parameters ``alpha``
+(:mod:`.relaxation`; the family's ``supernet.mixed``), and for each train minibatch
+
+1. ``alpha`` takes one Adam step on the validation loss ``L_val(w, alpha)`` of a validation minibatch
+   (DARTS: lr 3e-4, betas (0.5, 0.999), weight decay 1e-3);
+2. the shared weights ``w`` take one step on the train loss ``L_train(w, alpha)`` (SGD with momentum,
+   cosine-annealed learning rate, L2, gradient clipping at norm 5 -- the options ENAS uses too).
+
+At the end the architecture is read off ``alpha`` (Sec. 2.4: each choice's most likely value). For
+the ``K`` retraining trials the picks are the most likely architecture and then the most probable
+others among ``candidates`` draws from the softmaxes, ranked by log-probability under ``alpha``;
+each is also scored as a single path with the shared weights (``shared_val_accuracy``), for the
+record. Everything else -- seeds, checkpoints after every epoch, curves, compute -- is the
+ENAS phase's (:class:`~nasforge.strategies.oneshot.phase.SupernetPhase`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge import training
+from nasforge.stores.mlflow_runs import curve_key
+from nasforge.strategies.oneshot.phase import SupernetPhase, _cosine, arch_key
+from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
+
+ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
+
+
+class DartsPhase(SupernetPhase):
+    """One DARTS phase; see the module docstring."""
+
+    def __init__(self, *, job, tracker):
+        super().__init__(job=job, tracker=tracker)
+        self.architecture = ArchitectureWeights(space=job.space, seed=job.seed).to(self.device)
+        self.arch_optimizer = torch.optim.Adam(self.architecture.parameters(), lr=self.options.arch_lr,
+                                               betas=ARCH_BETAS, weight_decay=self.options.arch_weight_decay)
+
+    @property
+    def warming_up(self) -> bool:
+        """The first ``warmup_epochs``: shared weights only, under uniform (initial) ``alpha``."""
+        return self.epoch < self.options.warmup_epochs
+
+    def train_shared(self) -> None:
+        """One pass over the train split, an ``alpha`` step (on a validation minibatch) before each ``w`` step."""
+        options = self.options
+        lr = _cosine(options.shared_lr, self.epoch, options.supernet_epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.supernet.train()
+        loss_fn = nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
+        val = self._val_batches(options.batch_size)
+        train_losses, val_losses, correct, seen = [], [], [], 0
+        for x, y in self.train_split.batches(options.batch_size, self.train_generator):
+            if not self.warming_up:
+                xv, yv = next(val)
+                self.arch_optimizer.zero_grad(set_to_none=True)
+                outputs = self.supernet.mixed(xv, self.architecture.weights())
+                loss = loss_fn(outputs, yv)
+                loss.backward()
+                self.arch_optimizer.step()
+                self.controller_step += 1
+                self.compute["samples_evaluated"] += len(xv)
+                val_losses.append((loss.detach(), self.controller_step))
+                if self.classification:
+                    correct.append((outputs.detach().argmax(1) == yv).sum())
+                    seen += len(yv)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.supernet.mixed(x, self.architecture.weights(detach=True)), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), options.grad_clip)
+            self.optimizer.step()
+            self.shared_step += 1
+            self.compute["samples_trained"] += len(x)
+            train_losses.append((loss.detach(), self.shared_step))
+        self._log_losses("shared_train_loss", train_losses)
+        self._log_losses("arch_val_loss", val_losses)
+        self.points.append((curve_key("shared_lr"), lr, self.shared_step))
+        self.points.append((curve_key("arch_entropy"), self.architecture.entropy(), self.epoch + 1))
+        if seen:
+            self.points.append((curve_key("mixed_val_accuracy"), float(sum(correct)) / seen, self.epoch + 1))
+
+    def train_controller(self) -> None:
+        """Nothing: DARTS steps ``alpha`` inside :meth:`train_shared`, before each weight step."""
+
+    def _log_losses(self, name: str, losses) -> None:
+        for loss, step in losses:   # one synchronisation per epoch
+            value = float(loss)
+            if not np.isfinite(value):
+                raise FloatingPointError(f"the supernet's {name} is {value} at epoch {self.epoch + 1}")
+            self.points.append((curve_key(name), value, step))
+
+    def rate(self) -> dict[str, Any]:
+        """The most likely architecture first, then the most probable of ``candidates`` draws."""
+        drawn = [(self.architecture.most_likely(), "argmax")]
+        drawn += [(flat, "sample") for flat in self.architecture.draw(self.rng, self.options.candidates)]
+        unique: dict[str, dict[str, Any]] = {}
+        for flat, source in drawn:
+            unique.setdefault(arch_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
+        x, y = self._rating_rows()
+        self.supernet.eval()
+        name = "shared_val_accuracy" if self.classification else "shared_val_loss"
+        for entry in unique.values():
+            with torch.no_grad():
+                outputs = training.predict(self.supernet, x, chunk=1024,
+                                           forward=lambda rows, c=self.config(entry["params"]): self.supernet(rows, c))
+            reward, score = self._score(outputs, y)
+            self.compute["samples_evaluated"] += len(x)
+            entry.update({"reward": reward, name: score, "log_prob": self.architecture.log_prob(entry["params"])})
+        ranked = sorted(unique.values(), key=lambda e: (e["source"] != "argmax", -e["log_prob"]))
+        for rank, entry in enumerate(ranked):
+            entry["rank"] = rank
+        with torch.no_grad():
+            probabilities = {k: [round(float(v), 4) for v in p] for k, p in self.architecture.probabilities().items()}
+        return {"top": ranked[:self.job.top], "candidates": ranked, "metric": "log_prob",
+                "probabilities": probabilities}
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "architecture": self.architecture.state_dict(),
+                "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_extra(self, state: dict[str, Any]) -> None:
+        self.architecture.load_state_dict(state["architecture"])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

@@ -1,0 +1,93 @@
+"""DARTS's architecture parameters: one vector of logits per decision of a space (imports torch).
+
+Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search" (ICLR 2019), Sec. 2.2: each choice
+gets real-valued parameters ``alpha``; the softmax of ``alpha`` weighs the choice's operations in the
+supernet's mixed forward (:meth:`nasforge.Family.supernet`), and the discrete architecture is read off
+at the end (Sec. 2.4: the most likely operation of each choice). The decisions are the controller's
+(:func:`nasforge.strategies.controller.decisions.to_controller`: each parameter's choices, numeric
+ranges binned), so ``darts``, ``enas`` and ``rsws`` search exactly the same architectures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.spec.space import Suggester
+from nasforge.strategies.controller.decisions import to_controller
+
+
+class ArchitectureWeights(nn.Module):
+    """``alpha`` of every decision with more than one value, initialised as DARTS does (``1e-3 * N(0, 1)``)."""
+
+    def __init__(self, *, space, seed: int):
+        super().__init__()
+        self.space = space
+        self.decisions = {d.name: d for d in to_controller(space) if len(d.values) > 1}
+        generator = torch.Generator().manual_seed(seed)
+        self.alpha = nn.ParameterList(nn.Parameter(1e-3 * torch.randn(len(d.values), generator=generator))
+                                      for d in self.decisions.values())
+
+    def probabilities(self) -> dict[str, torch.Tensor]:
+        return {name: torch.softmax(a, 0) for name, a in zip(self.decisions, self.alpha)}
+
+    def weights(self, *, detach: bool = False) -> dict[str, dict[Any, torch.Tensor]]:
+        """``{flat name: {value: weight}}`` for the supernet's ``mixed`` forward (the softmax of alpha)."""
+        out = {}
+        for name, p in self.probabilities().items():
+            p = p.detach() if detach else p
+            out[name] = {value: p[i] for i, value in enumerate(self.decisions[name].values)}
+        return out
+
+    def entropy(self) -> float:
+        """Mean entropy of the decisions' softmaxes, in nats (log of the choices when uniform)."""
+        with torch.no_grad():
+            values = [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in self.probabilities().values()]
+        return float(np.mean(values)) if values else 0.0
+
+    def most_likely(self) -> dict[str, Any]:
+        """The discrete architecture (DARTS Sec. 2.4): each active decision at its largest weight."""
+        with torch.no_grad():
+            best = {name: int(p.argmax()) for name, p in self.probabilities().items()}
+        return self._sample(lambda name: best[name])
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+        """``n`` architectures drawn from the softmaxes (each active decision independently)."""
+        with torch.no_grad():
+            p = {name: q.double().numpy() for name, q in self.probabilities().items()}
+        return [self._sample(lambda name: int(rng.choice(len(p[name]), p=p[name] / p[name].sum())))
+                for _ in range(n)]
+
+    def log_prob(self, flat: Mapping[str, Any]) -> float:
+        """Log-probability of an architecture: the sum over its active decisions."""
+        total = 0.0
+        with torch.no_grad():
+            for name, p in self.probabilities().items():
+                if name in flat:
+                    index = self.decisions[name].index(flat[name])
+                    total += math.log(max(float(p[index]), 1e-300)) if index is not None else -math.inf
+        return total
+
+    def _sample(self, pick) -> dict[str, Any]:
+        suggester = _PickSuggester(self.decisions, pick)
+        self.space.sample(suggester)
+        return suggester.flat
+
+
+class _PickSuggester(Suggester):
+    def __init__(self, decisions, pick):
+        self.decisions, self.pick = decisions, pick
+        self.flat: dict[str, Any] = {}
+
+    def suggest(self, flat_name, param):
+        decision = self.decisions.get(flat_name)
+        if decision is None:   # a parameter with one value
+            value = param.grid()[0]
+        else:
+            value = decision.values[self.pick(flat_name)]
+        self.flat[flat_name] = value
+        return value
