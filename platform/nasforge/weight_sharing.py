@@ -133,12 +133,13 @@ def mixture(weights, flat_name: str, held: tuple | None, op):
     total = first = None
     for value, weight in given.items():
         output = op(value)
+        shape = tuple(getattr(output, "shape", ()))   # a tensor, or a plain number
         if total is None:
-            total, first = weight * output, (value, tuple(output.shape))
+            total, first = weight * output, (value, shape)
             continue
-        if tuple(output.shape) != first[1]:
+        if shape != first[1]:
             raise ConfigError(f"parameter {flat_name!r}: its values give outputs of different shapes ({first[0]!r}: "
-                              f"{first[1]}, {value!r}: {tuple(output.shape)}), which DARTS cannot sum into one mixed "
+                              f"{first[1]}, {value!r}: {shape}), which DARTS cannot sum into one mixed "
                               "operation; fix it in the space (or search it with strategy='enas' or 'rsws')")
         total = total + weight * output
     return total

@@ -190,3 +190,53 @@ def test_enas_cell_inputs_wrap_onto_the_earlier_nodes():
     assert same == config
     with pytest.raises(ConfigError, match="n_layers=1"):
         family.make_config({"cell": "enas", "n_layers": 2})
+
+
+# -- DARTS's mixed forward ------------------------------------------------------------------------
+CNN_MIXABLE = {  # every choice whose values keep the output size varied, incl. the dense head
+    **CNN_SPACE,
+    "params": {**CNN_SPACE["params"], "blocks": {"repeat": "n_blocks", "params": {
+        **CNN_SPACE["params"]["blocks"]["params"], "stride": 1, "padding": "same", "pool": {"choice": ["max", "avg"]},
+        "dropout": {"choice": [0.0, 0.2]}}}},
+}
+
+
+def _one_hot(decisions, flat):
+    return {d.name: {v: torch.tensor(float(v == flat.get(d.name, d.values[0]))) for v in d.values}
+            for d in decisions}
+
+
+@pytest.mark.parametrize("task_name", ["mnist1d", "digits"])
+def test_the_cnn_mixed_forward_reduces_to_every_path(task_name):
+    from nasforge.strategies.controller.decisions import to_controller
+
+    family, task = get_registry().get("family", "cnn"), load_task(task_name, 0)
+    space = SearchSpace.from_dict(CNN_MIXABLE)
+    torch.manual_seed(0)
+    supernet = family.supernet(space, task).eval()
+    x = torch.as_tensor(task.x_val[:16])
+    decisions = to_controller(space)
+    for flat, _ in UniformPaths(space=space).draw(np.random.default_rng(0), 30):
+        config = family.make_config(space.config_from_flat(flat))
+        with torch.no_grad():
+            expected, mixed = supernet(x, config), supernet.mixed(x, _one_hot(decisions, flat))
+        assert torch.allclose(mixed, expected, rtol=1e-4, atol=1e-5), flat
+    uniform = {d.name: {v: torch.tensor(1 / len(d.values)) for v in d.values} for d in decisions}
+    with torch.no_grad():   # a mixture is none of the paths
+        assert not torch.allclose(supernet.mixed(x, uniform), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pool": {"choice": ["max", "none"]}}, "parameter 'blocks.0.pool': its values give outputs of different shapes"),
+    ({"stride": {"choice": [1, 2]}}, "blocks.0.stride takes 1, 2"),
+    ({"padding": {"choice": ["same", "valid"]}}, "blocks.0.padding takes same, valid"),
+])
+def test_choices_darts_cannot_sum_are_named(change, message):
+    from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
+
+    raw = {**CNN_MIXABLE, "params": {**CNN_MIXABLE["params"], "blocks": {"repeat": "n_blocks", "params": {
+        **CNN_MIXABLE["params"]["blocks"]["params"], **change}}}}
+    space, task = SearchSpace.from_dict(raw), load_task("mnist1d", 0)
+    supernet = get_registry().get("family", "cnn").supernet(space, task)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        supernet.mixed(torch.as_tensor(task.x_val[:4]), ArchitectureWeights(space=space, seed=0).weights())

@@ -21,7 +21,10 @@ instance) and ``task_name`` (a registered task the family supports)::
 
 Families with a supernet (``supports_weight_sharing = True``) are also checked on it, with
 their ``supernet_space``: a path gives the stand-alone model's output shape, uniform draws reach
-every choice, every choice changes some path, and a varied training setting is refused.
+every choice, every choice changes some path, and a varied training setting is refused. Families
+whose supernet has DARTS's mixed forward (``supports_darts = True``) are checked on their
+``darts_space`` (else ``supernet_space``): one-hot weights give each sampled path's output, and
+softmax weights give finite outputs whose gradient reaches the architecture parameters.
 
 Override ``config_params`` (default ``{}``: every config default) or ``small_budget``
 (default ``{family.budget_unit: 2}``) when the defaults are too slow for a test. Define
@@ -294,3 +297,52 @@ class FamilyContract:
         raw["params"] = {**raw["params"], name: {"choice": [default, default * 2 + 1]}}
         with pytest.raises(ConfigError, match=name):
             family.supernet(SearchSpace.from_dict(raw), task)
+
+    # -- DARTS (families with supports_darts) ------------------------------------------------
+    @pytest.fixture(scope="class")
+    @classmethod
+    def darts_space(cls, family):
+        """The space a darts search uses by default (skips families without a mixed forward)."""
+        if not getattr(family, "supports_darts", False):
+            pytest.skip(f"family {family.name!r} has no mixed forward (supports_darts = False)")
+        from nasforge.spec.space import SearchSpace
+
+        return SearchSpace.load(family.darts_space or family.supernet_space or family.default_space)
+
+    def test_mixed_forward_with_one_hot_weights_is_the_path(self, family, task, darts_space) -> None:
+        """DARTS's relaxation reduces to the path when each choice's weights are one-hot at its value."""
+        import numpy as np
+        import torch
+
+        from nasforge.strategies.controller.decisions import to_controller
+        from nasforge.strategies.oneshot.paths import UniformPaths
+
+        torch.manual_seed(0)
+        supernet = family.supernet(darts_space, task).eval()
+        example = torch.as_tensor(family.example_input(task))
+        decisions = to_controller(darts_space)
+        for flat, _ in UniformPaths(space=darts_space).draw(np.random.default_rng(0), N_SAMPLED_CONFIGS * 2):
+            config = family.make_config(darts_space.config_from_flat(flat))
+            weights = {d.name: {v: torch.tensor(float(v == flat.get(d.name, d.values[0]))) for v in d.values}
+                       for d in decisions}
+            with torch.no_grad():
+                path, mixed = _first_output(supernet(example, config)), _first_output(supernet.mixed(example, weights))
+            assert mixed.shape == path.shape, f"{flat}: mixed {tuple(mixed.shape)}, path {tuple(path.shape)}"
+            assert torch.allclose(mixed, path, rtol=1e-4, atol=1e-5), \
+                f"{flat}: one-hot weights differ from the path by {float((mixed - path).abs().max()):.3g}"
+
+    def test_mixed_forward_gives_gradients_to_the_architecture(self, family, task, darts_space) -> None:
+        import torch
+
+        from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
+
+        torch.manual_seed(0)
+        supernet = family.supernet(darts_space, task).train()
+        architecture = ArchitectureWeights(space=darts_space, seed=0)
+        output = _first_output(supernet.mixed(torch.as_tensor(family.example_input(task)), architecture.weights()))
+        assert torch.isfinite(output).all()
+        output.float().pow(2).mean().backward()
+        grads = [a.grad for a in architecture.alpha]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        moved = [name for name, g in zip(architecture.decisions, grads) if float(g.abs().sum()) > 0]
+        assert len(moved) >= len(grads) / 2, f"only {moved} of {list(architecture.decisions)} get a gradient"
