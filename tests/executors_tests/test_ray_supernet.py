@@ -11,10 +11,13 @@ from nasforge.strategies.oneshot.phase_options import TOP_ATTR
 ray = pytest.importorskip("ray")
 
 TINY = {"supernet_epochs": 2, "controller_steps": 2, "controller_batch": 4, "candidates": 12}
+OPTIONS = {"enas": TINY, "darts": {"supernet_epochs": 1, "candidates": 8}}
 
 
-def test_the_supernet_phase_runs_on_a_worker_and_the_picks_as_ray_trials(store):
-    kwargs = dict(task="digits", strategy="enas", trials=2, budget=1, seed=5, strategy_options=TINY, **store)
+@pytest.mark.parametrize("strategy", ["enas", "darts"])
+def test_the_supernet_phase_runs_on_a_worker_and_the_picks_as_ray_trials(store, strategy):
+    kwargs = dict(task="digits", strategy=strategy, trials=2, budget=1, seed=5, strategy_options=OPTIONS[strategy],
+                  **store)
     local = nasforge.search("mlp", experiment="ws-local", **kwargs)
     with local_ray():
         remote = nasforge.search("mlp", experiment="ws-ray", backend="ray", **kwargs)
