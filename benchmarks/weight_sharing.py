@@ -1,4 +1,4 @@
-"""Weight-sharing NAS against multi-trial search: ENAS, RS-WS, the RNN controller and random search.
+"""Weight-sharing NAS against multi-trial search: ENAS, RS-WS, DARTS, the RNN controller and random search.
 
 Every method searches the same space (the family's ``supernet_space``: ``cnn_enas`` for cnn -- the
 architecture varies, the training settings are fixed) on the same task, through ``nasforge.search``
@@ -6,6 +6,9 @@ with its own MLflow store and Optuna storage in a temporary folder, for each see
 
 * ``enas``: the supernet phase (``strategy="enas"``) + its ``--top`` picks retrained for ``--budget`` epochs;
 * ``rsws``: the same budget with uniform paths (``strategy="rsws"``, Li & Talwalkar 2019);
+* ``darts``: first-order DARTS (``strategy="darts"``, Liu et al. 2019), same epochs and picks, on the
+  family's ``darts_space`` (for cnn ``cnn_darts``: ``cnn_enas`` without "no pooling", whose output
+  size cannot be summed with max/avg pooling's -- a subset of the others' space);
 * ``controller N``: the multi-trial RNN controller (``strategy="controller"``), N trained networks;
   the N = 50 row is the first 50 trials of the N = 100 run (the controller does not depend on N);
 * ``random N``: random search.
@@ -20,7 +23,8 @@ Kendall tau: for each seed, the networks of the random-search run (trained stand
 validation accuracy) are scored again with the shared weights of that seed's RS-WS and ENAS
 supernets (final checkpoint, same validation rows as the phase); tau is the rank correlation of
 the two scores over those networks -- how far the supernet's ranking can be trusted (Yu et al.
-2020, "Evaluating the Search Phase of Neural Architecture Search").
+2020, "Evaluating the Search Phase of Neural Architecture Search"). DARTS's row scores each network
+as a single path through its (mixture-trained) weights, over the networks its space holds.
 
 Usage::
 
@@ -53,10 +57,11 @@ def search(method: str, *, args, seed: int, trials: int, folder: str, options=No
 
     name = name or f"{method}-{seed}"
     started = time.process_time()
+    space = args.darts_space if method == "darts" else args.space
     result = nasforge.search(
         args.family, task=args.task, strategy=method, trials=trials, budget=args.budget, seed=seed,
         strategy_options=options or {}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
-        storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=args.space)
+        storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space)
     return result, time.process_time() - started
 
 
@@ -89,8 +94,9 @@ def phase_info(result) -> tuple[dict, str]:
     return {k[len("phase_"):]: v for k, v in run.data.metrics.items() if k.startswith("phase_")}, run.info.run_id
 
 
-def shared_scores(result, run_id: str, networks: list[dict]) -> list[float]:
-    """Validation accuracy of each network (flat params) with the final shared weights of a phase."""
+def shared_scores(result, run_id: str, networks: list[dict]) -> list[float | None]:
+    """Validation accuracy of each network (flat params) with the final shared weights of a phase
+    (None for a network outside the phase's space: DARTS's is smaller)."""
     import torch
 
     from nasforge.data.tasks import load_task
@@ -98,6 +104,7 @@ def shared_scores(result, run_id: str, networks: list[dict]) -> list[float]:
     from nasforge.stores.mlflow_runs import Tracker
     from nasforge.strategies.oneshot import phase_checkpoint
     from nasforge.strategies.oneshot.phase_options import PhaseOptions
+    from nasforge.weight_sharing import values_at
 
     spec = result.spec
     family, task = get_registry().get("family", spec.family), load_task(spec.task, spec.seed)
@@ -111,6 +118,9 @@ def shared_scores(result, run_id: str, networks: list[dict]) -> list[float]:
     scores = []
     with torch.no_grad():
         for flat in networks:
+            if not all(v in (values_at(spec.space, k, v) or (v,)) for k, v in flat.items()):
+                scores.append(None)   # a value the phase's space does not offer
+                continue
             config = family.make_config(spec.space.config_from_flat(flat))
             scores.append(float((supernet(x, config).argmax(1) == y).float().mean()))
     return scores
@@ -132,7 +142,7 @@ def run_seed(args, seed: int) -> dict:
         search("random", args=argparse.Namespace(**{**vars(args), "budget": 1}), seed=seed, trials=1,
                folder=folder, name="warm-up")
         phases = {}
-        for method in ("enas", "rsws"):
+        for method in args.methods:
             result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
             compute, run_id = phase_info(result)
             best = pick(result, result.trials)
@@ -160,8 +170,8 @@ def run_seed(args, seed: int) -> dict:
         networks = [t.params for t in unique.values()]
         alone = [t.values[0] for t in unique.values()]
         for method, (phase_result, run_id) in phases.items():
-            shared = shared_scores(phase_result, run_id, networks)
-            out["tau"][method] = (float(kendalltau(shared, alone).statistic), len(networks))
+            pairs = [(s, a) for s, a in zip(shared_scores(phase_result, run_id, networks), alone) if s is not None]
+            out["tau"][method] = (float(kendalltau(*zip(*pairs)).statistic), len(pairs))
         print(f"seed {seed} random: cpu {cpu:.0f}s; tau {out['tau']}", file=sys.stderr)
     return out
 
@@ -173,7 +183,7 @@ def mean_std(values) -> tuple[float, float]:
 
 def report(results: list[dict], args) -> None:
     rows = list(results[0]["rows"])
-    print(f"\n{args.family}/{args.task}, space {args.space}, budget {args.budget} "
+    print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
           f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds")
     print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
     for row in rows:
@@ -182,11 +192,11 @@ def report(results: list[dict], args) -> None:
         cpu = mean_std([r["rows"][row]["cpu"] for r in results])
         print(f"{row:<20} {test[0]:>9.2f} +- {test[1]:<5.2f} {epochs[0]:>8.0f} +- {epochs[1]:<5.0f} "
               f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}")
-    for method in ("enas", "rsws"):
+    for method in args.methods:
         taus = [r["tau"][method][0] for r in results]
-        n = results[0]["tau"][method][1]
+        n = min(r["tau"][method][1] for r in results)
         tau = mean_std(taus)
-        print(f"Kendall tau, {method} shared-weight vs stand-alone validation accuracy over {n} networks: "
+        print(f"Kendall tau, {method} shared-weight vs stand-alone validation accuracy over >= {n} networks: "
               f"{tau[0]:.3f} +- {tau[1]:.3f}")
     multi = sorted(int(n) for n in args.multi.split(","))
     reference = f"controller N={multi[-1]}"
@@ -200,6 +210,10 @@ def report(results: list[dict], args) -> None:
     print(f"goal: ENAS compute <= 1/10 of {reference}: {ratio_epochs:.3f} of its epochs, {ratio_cpu:.3f} of its CPU s "
           f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
     print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
+    if "darts" in args.methods:
+        darts = mean_std([100 * r["rows"]["darts"]["test"] for r in results])[0]
+        print(f"DARTS: {darts - ref:+.2f} points from {reference}, {darts - enas:+.2f} from ENAS, "
+              f"{darts - rsws:+.2f} from RS-WS")
 
 
 def main() -> None:
@@ -213,7 +227,9 @@ def main() -> None:
     parser.add_argument("--multi", help="trial counts of the multi-trial controller, e.g. 50,100")
     parser.add_argument("--random", type=int, help="trials of random search")
     parser.add_argument("--budget", type=int, help="epochs per network")
-    parser.add_argument("--top", type=int, help="architectures ENAS / RS-WS retrain")
+    parser.add_argument("--top", type=int, help="architectures ENAS / RS-WS / DARTS retrain")
+    parser.add_argument("--methods", default="enas,rsws,darts",
+                        help="weight-sharing methods (enas and rsws are needed for the goal lines)")
     parser.add_argument("--supernet-epochs", type=int)
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
@@ -221,10 +237,13 @@ def main() -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.space is None:
-        from nasforge.plugins import get_registry
+    args.methods = tuple(args.methods.split(","))
+    from nasforge.plugins import get_registry
 
-        args.space = get_registry().get("family", args.family).supernet_space
+    family = get_registry().get("family", args.family)
+    args.darts_space = args.space or family.darts_space or family.supernet_space
+    if args.space is None:
+        args.space = family.supernet_space
     started = time.time()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.jobs > 1:
