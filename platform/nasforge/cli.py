@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", help="shipped space name or YAML path (default: the family's own)")
     s.add_argument("--strategy", nargs="+", default=None, metavar="NAME",
                    help="random, tpe (default), cmaes, gp, grid, bruteforce, qmc, nsga2, evolution, controller, "
-                        "enas, rsws (weight sharing: a supernet first, then --trials of its picks retrained); several "
+                        "enas, rsws, darts (weight sharing: a supernet first, then --trials of its picks retrained); several "
                         "(--strategy controller tpe random) run side by side, sharing --trials and the workers; "
                         "with --resume, default: the study's")
     s.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",

@@ -2,7 +2,7 @@
 
 The task gets the phase's job, the driver's run-time plugins (:mod:`nasforge.executors.ray_plugins`)
 and the user's data (through Ray's object store), runs
-:func:`nasforge.strategies.oneshot.phase.run_phase` and returns its picks to the driver. It logs and
+:func:`nasforge.strategies.oneshot.phases.run_phase` and returns its picks to the driver. It logs and
 checkpoints to the phase's MLflow run itself; a worker that dies is retried up to ``max_failures``
 times, each retry continuing from the last checkpoint. The trials that follow run through the Ray
 executor as usual (:mod:`nasforge.executors.ray`), many at once.
@@ -48,7 +48,7 @@ def phase_task(job, plugins: bytes | None, data) -> dict[str, Any]:
     from nasforge.data.tasks import register_data_task
     from nasforge.executors.ray_plugins import install_plugins
     from nasforge.stores.mlflow_runs import quiet_mlflow
-    from nasforge.strategies.oneshot.phase import run_phase
+    from nasforge.strategies.oneshot.phases import run_phase
 
     quiet_mlflow()
     install_plugins(plugins)

@@ -2,7 +2,7 @@
 
 The driver opens the phase's MLflow run -- a child of the search's parent run, tagged
 ``phase=supernet`` -- and records its id in the study, so a resumed search finds it again; the
-phase itself (:func:`nasforge.strategies.oneshot.phase.run_phase`) runs in this process
+phase itself (:func:`nasforge.strategies.oneshot.phases.run_phase`) runs in this process
 (``backend="local"``) or as one Ray task (``backend="ray"``, :mod:`nasforge.executors.ray_supernet`;
 a GPU when ``gpus_per_trial`` asks), continuing from the run's checkpoint. Its picks go to the run
 (``top_architectures.json``) and to the study (``oneshot:top``), which the retraining trials read.
@@ -74,7 +74,7 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> lis
 
             result = run_on_ray(job, spec)
         else:
-            from nasforge.strategies.oneshot.phase import run_phase
+            from nasforge.strategies.oneshot.phases import run_phase
 
             result = run_phase(job, tracker=tracker)
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from torch import nn
 
 from nasforge import training
 from nasforge.stores.mlflow_runs import curve_key
-from nasforge.strategies.oneshot.phase import SupernetPhase, _cosine, arch_key
+from nasforge.strategies.oneshot.phase import SupernetPhase, arch_key, cosine
 from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
 
 ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
@@ -51,7 +51,7 @@ class DartsPhase(SupernetPhase):
     def train_shared(self) -> None:
         """One pass over the train split, an ``alpha`` step (on a validation minibatch) before each ``w`` step."""
         options = self.options
-        lr = _cosine(options.shared_lr, self.epoch, options.supernet_epochs)
+        lr = cosine(options.shared_lr, self.epoch, options.supernet_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.supernet.train()

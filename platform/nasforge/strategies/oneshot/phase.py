@@ -53,17 +53,6 @@ def arch_key(flat) -> str:
     return json.dumps(sorted((k, repr(v)) for k, v in flat.items()))
 
 
-def run_phase(job: PhaseJob, *, tracker: Tracker | None = None) -> dict[str, Any]:
-    """Train the supernet of ``job`` (continuing its checkpoint, if any) and return the architectures
-    to retrain: ``{"top": [...], "candidates": [...], "compute": {...}}``."""
-    tracker = tracker or Tracker(tracking_uri=job.tracking_uri, experiment_id=job.experiment_id)
-    if job.strategy == "darts":
-        from nasforge.strategies.oneshot.darts_phase import DartsPhase
-
-        return DartsPhase(job=job, tracker=tracker).run()
-    return SupernetPhase(job=job, tracker=tracker).run()
-
-
 class SupernetPhase:
     """One supernet phase; see the module docstring. ``run()`` trains to the last epoch and rates."""
 
@@ -119,7 +108,7 @@ class SupernetPhase:
     def train_shared(self) -> None:
         """(a): one pass over the train split, each minibatch through a freshly drawn architecture."""
         options = self.options
-        lr = _cosine(options.shared_lr, self.epoch, options.supernet_epochs)
+        lr = cosine(options.shared_lr, self.epoch, options.supernet_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.supernet.train()
@@ -294,6 +283,6 @@ class SupernetPhase:
         return any(m.step == step for m in self.tracker.client.get_metric_history(self.job.run_id, key))
 
 
-def _cosine(lr: float, epoch: int, epochs: int) -> float:
+def cosine(lr: float, epoch: int, epochs: int) -> float:
     """Cosine annealing to 0 over the phase (Loshchilov & Hutter 2017, no restarts), per epoch."""
     return 0.5 * lr * (1 + math.cos(math.pi * epoch / max(epochs, 1)))

@@ -26,7 +26,7 @@ class TopArchitecturesSampler(BaseSampler):
 
     Args:
         space: the search space (the architectures' flat parameters are its names).
-        strategy: ``"enas"`` or ``"rsws"`` (for messages).
+        strategy: ``"enas"``, ``"rsws"`` or ``"darts"`` (for messages).
         options: the phase's :class:`~nasforge.strategies.oneshot.phase_options.PhaseOptions`; the
             runner reads them from here to run the phase.
         seed: the search's seed (the phase derives its own generators from it).
