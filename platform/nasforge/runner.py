@@ -6,7 +6,7 @@ import importlib
 import sys
 
 from nasforge.executors.backends import EXECUTORS, executor_session
-from nasforge.executors.supernet_phase import run_supernet_phase
+from nasforge.executors.supernet_phase import phase_options, run_supernet_phase
 from nasforge.interrupts import release_storage_session
 from nasforge.plugins import get_registry
 from nasforge.progress import Monitor
@@ -35,6 +35,8 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
     quiet_mlflow()
     tracker = check_stores(spec)  # a store that cannot be written stops here, before any trial
     study = open_study(spec)
+    if spec.weight_sharing:   # a resume with other strategy_options stops here, before the parent run reopens
+        phase_options(spec, study)
     parent_run_id = open_parent_run(spec, study, tracker)
     if spec.resume:
         backfill_runs(spec, study, tracker, parent_run_id)  # runs the store missed while it was down
@@ -52,7 +54,7 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
     monitor = Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:
         execute = executor(spec.backend)
-        if spec.weight_sharing:   # enas/rsws: train the supernet first; the trials retrain its picks
+        if spec.weight_sharing:   # enas/rsws/darts: train the supernet first; the trials retrain its picks
             remaining = run_supernet_phase(spec, study=study, tracker=tracker, parent_run_id=parent_run_id,
                                            n_trials=remaining)
         tracker.arm(stop_study(study))  # a failing MLflow write now stops the search, results kept

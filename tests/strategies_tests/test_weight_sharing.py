@@ -258,6 +258,9 @@ def test_a_supernet_phase_resumed_after_ctrl_c_ends_as_an_uninterrupted_one(stor
         with pytest.raises(SpecError, match="other strategy_options \\(supernet_epochs=3\\)"):
             nasforge.search("mlp_ctrl_c", study_name="cut", resume=True,
                             **{**run, "strategy_options": {**options, "supernet_epochs": 4}})
+        runs = runs_of(store["tracking_uri"], "mlp_ctrl_c-digits")
+        parent = runs[(runs["tags.study"] == "cut") & runs["tags.mlflow.parentRunId"].isna()]
+        assert list(parent["status"]) == ["KILLED"]   # refused before the parent run was reopened
         # resumed as a user would: strategy and its options left out, the study's are taken
         resumed = nasforge.search("mlp_ctrl_c", study_name="cut", resume=True, task="digits", trials=2, budget=2,
                                   seed=3, space=raw, **store)
