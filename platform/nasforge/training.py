@@ -133,9 +133,10 @@ class TensorSplit:
 class StreamSplit:
     """One split read from disk a batch at a time by a ``DataLoader`` (``x`` a RowSource, ``y`` in memory).
 
-    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does (so a
-    streamed split trains on the same batches as in memory); a thread reads the batches one step
-    ahead, or the DataLoader's ``num_workers`` processes do.
+    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does, and each
+    batch keeps its rows in that order (read from disk in file order, then put back), so a streamed
+    split trains on exactly the batches it would in memory -- dropout masks included; a thread reads
+    the batches one step ahead, or the DataLoader's ``num_workers`` processes do.
     """
 
     def __init__(self, x, y: torch.Tensor, device: torch.device | str):
@@ -187,8 +188,12 @@ class _RowBatches(torch.utils.data.Dataset):
         return (len(self.order) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size].sort().values
-        return torch.from_numpy(self.x.read(rows.numpy())), self.y[rows]
+        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        in_file_order, where = rows.sort()   # read in file order, hand back in the batch's order
+        read = torch.from_numpy(self.x.read(in_file_order.numpy()))
+        x = torch.empty_like(read)
+        x[where] = read
+        return x, self.y[rows]
 
 
 def _read_ahead(batches, depth: int = 4) -> Iterator:

@@ -102,6 +102,17 @@ def test_a_dataset_read_from_disk_streams_and_learns(digits_npy, store):
     assert result.test_metrics["test_accuracy"] > 0.1 + 0.6     # ten classes: chance is 0.1
 
 
+def test_an_image_folder_streamed_from_disk_trains_as_in_memory(digit_images, store):
+    """Images decoded on the fly, batch by batch, give the search the decoded-up-front one gives."""
+    kwargs = dict(trials=1, budget=4, seed=0, plots=False, tracking_uri=store["tracking_uri"], storage=store["storage"])
+    memory = nasforge.search("cnn", data=str(digit_images), data_options={"stream": False}, **kwargs)
+    streamed = nasforge.search("cnn", data=str(digit_images), data_options={"stream": True}, **kwargs)
+    assert not memory.spec.data.streamed and streamed.spec.data.streamed
+    assert streamed.spec.data.task.x_train.__class__.__name__ == "ImageRows"
+    assert [t.value for t in streamed.trials] == pytest.approx([t.value for t in memory.trials], abs=2e-3)
+    assert streamed.test_metrics["test_accuracy"] > 0.1 + 0.3   # ten classes, 400 images: chance is 0.1
+
+
 REGRESSION_FAMILIES = ["mlp", "rnn", "autoencoder", "evidential"]
 
 
