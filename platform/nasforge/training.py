@@ -133,10 +133,11 @@ class TensorSplit:
 class StreamSplit:
     """One split read from disk a batch at a time by a ``DataLoader`` (``x`` a RowSource, ``y`` in memory).
 
-    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does, and each
-    batch keeps its rows in that order (read from disk in file order, then put back), so a streamed
-    split trains on exactly the batches it would in memory -- dropout masks included; a thread reads
-    the batches one step ahead, or the DataLoader's ``num_workers`` processes do.
+    Each epoch draws a permutation from the family's generator, as :class:`TensorSplit` does, and
+    reads each batch's rows in file order, the order :func:`iterate_minibatches` gives them in
+    memory: a streamed split trains on exactly the batches it would in memory, dropout masks
+    included. A thread reads the batches one step ahead, or the DataLoader's ``num_workers``
+    processes do.
     """
 
     def __init__(self, x, y: torch.Tensor, device: torch.device | str):
@@ -188,12 +189,8 @@ class _RowBatches(torch.utils.data.Dataset):
         return (len(self.order) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        in_file_order, where = rows.sort()   # read in file order, hand back in the batch's order
-        read = torch.from_numpy(self.x.read(in_file_order.numpy()))
-        x = torch.empty_like(read)
-        x[where] = read
-        return x, self.y[rows]
+        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size].sort().values
+        return torch.from_numpy(self.x.read(rows.numpy())), self.y[rows]
 
 
 def _read_ahead(batches, depth: int = 4) -> Iterator:
@@ -252,12 +249,17 @@ def seeded_generator(seed: int | None = None) -> torch.Generator:
 
 def iterate_minibatches(n: int, batch_size: int, generator: torch.Generator, *,
                         device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
-    """Index tensors of a shuffled epoch over ``n`` samples; the last batch may be smaller."""
+    """Index tensors of a shuffled epoch over ``n`` samples; the last batch may be smaller.
+
+    Each batch's indices are in ascending order: the same minibatches as the permutation's slices,
+    gathered in memory order, and exactly the rows in the order a streamed split reads them from
+    disk (:class:`StreamSplit`), so dropout masks meet the same rows either way.
+    """
     order = torch.randperm(n, generator=generator)
     if device is not None:
         order = order.to(device)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start:start + batch_size].sort().values
 
 
 # -- optimisation ----------------------------------------------------------------------
