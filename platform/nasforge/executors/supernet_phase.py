@@ -42,6 +42,7 @@ def phase_options(spec, study):
     stored = study._storage.get_study_system_attrs(study._study_id).get(OPTIONS_ATTR)
     if stored is None:
         return given
+    stored = {**dataclasses.asdict(PhaseOptions()), **stored}   # options added since the phase started: defaults
     if not spec.strategy_options:
         return PhaseOptions(**stored)
     if dataclasses.asdict(given) != stored:

@@ -43,7 +43,7 @@ from nasforge.plugins import get_registry
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths
-from nasforge.strategies.oneshot.phase_options import PhaseJob
+from nasforge.strategies.oneshot.phase_options import PhaseJob, PhaseOptions
 
 CHECKPOINT_VERSION = 1
 
@@ -255,8 +255,9 @@ class SupernetPhase:
         if state is None:
             return
         options = json.dumps(self.options.__dict__, sort_keys=True)
+        saved = {**PhaseOptions().__dict__, **json.loads(state.get("options", "{}"))}   # newer options: defaults
         if state.get("version") != CHECKPOINT_VERSION or state["strategy"] != self.job.strategy \
-                or state["options"] != options:
+                or saved != self.options.__dict__:
             raise ConfigError(f"the supernet phase's checkpoint (run {self.job.run_id}) was made by strategy "
                               f"{state.get('strategy')!r} with options {state.get('options')}; resume it with the "
                               f"same strategy and strategy_options, not {self.job.strategy!r} with {options}")
