@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge import training
 from nasforge.stores.mlflow_runs import curve_key
-from nasforge.strategies.oneshot.phase import SupernetPhase, arch_key, cosine
+from nasforge.strategies.oneshot.phase import SupernetPhase, cosine
 from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
 
 ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
@@ -101,20 +100,10 @@ class DartsPhase(SupernetPhase):
         """The most likely architecture first, then the most probable of ``candidates`` draws."""
         drawn = [(self.architecture.most_likely(), "argmax")]
         drawn += [(flat, "sample") for flat in self.architecture.draw(self.rng, self.options.candidates)]
-        unique: dict[str, dict[str, Any]] = {}
-        for flat, source in drawn:
-            unique.setdefault(arch_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
-        x, y = self._rating_rows()
-        self.supernet.eval()
-        name = "shared_val_accuracy" if self.classification else "shared_val_loss"
-        for entry in unique.values():
-            with torch.no_grad():
-                outputs = training.predict(self.supernet, x, chunk=1024,
-                                           forward=lambda rows, c=self.config(entry["params"]): self.supernet(rows, c))
-            reward, score = self._score(outputs, y)
-            self.compute["samples_evaluated"] += len(x)
-            entry.update({"reward": reward, name: score, "log_prob": self.architecture.log_prob(entry["params"])})
-        ranked = sorted(unique.values(), key=lambda e: (e["source"] != "argmax", -e["log_prob"]))
+        candidates, _ = self.score_candidates(drawn)
+        for entry in candidates:
+            entry["log_prob"] = self.architecture.log_prob(entry["params"])
+        ranked = sorted(candidates, key=lambda e: (e["source"] != "argmax", -e["log_prob"]))
         for rank, entry in enumerate(ranked):
             entry["rank"] = rank
         with torch.no_grad():

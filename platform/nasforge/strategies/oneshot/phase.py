@@ -172,6 +172,21 @@ class SupernetPhase:
             argmax, _ = self.paths.most_probable()
             drawn.append((argmax, "argmax"))
         drawn += [(flat, "sample") for flat, _ in self.paths.draw(self.rng, options.candidates)]
+        candidates, name = self.score_candidates(drawn)
+        if self.paths.learns:
+            for entry in candidates:
+                entry["log_prob"] = self.paths.log_prob(entry["params"])
+        ranked = sorted(candidates, key=lambda e: -e["reward"])
+        top = ranked[:self.job.top]
+        if self.paths.learns and not any(e["source"] == "argmax" for e in top):
+            top = sorted(top[:-1] + [next(e for e in ranked if e["source"] == "argmax")], key=lambda e: -e["reward"])
+        for rank, entry in enumerate(ranked):
+            entry["rank"] = rank
+        return {"top": top, "candidates": ranked, "metric": name}
+
+    def score_candidates(self, drawn) -> tuple[list[dict[str, Any]], str]:
+        """``drawn`` ``(flat, source)`` pairs without duplicates, each scored as one path with the shared
+        weights on the rating rows; and the score's name."""
         unique: dict[str, dict[str, Any]] = {}
         for flat, source in drawn:
             unique.setdefault(arch_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
@@ -185,15 +200,7 @@ class SupernetPhase:
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"reward": reward, name: score})
-            if self.paths.learns:
-                entry["log_prob"] = self.paths.log_prob(entry["params"])
-        ranked = sorted(unique.values(), key=lambda e: -e["reward"])
-        top = ranked[:self.job.top]
-        if self.paths.learns and not any(e["source"] == "argmax" for e in top):
-            top = sorted(top[:-1] + [next(e for e in ranked if e["source"] == "argmax")], key=lambda e: -e["reward"])
-        for rank, entry in enumerate(ranked):
-            entry["rank"] = rank
-        return {"top": top, "candidates": ranked, "metric": name}
+        return list(unique.values()), name
 
     # -- helpers ----------------------------------------------------------------------------
     def config(self, flat):
