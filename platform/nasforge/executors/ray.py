@@ -35,6 +35,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from nasforge.environment import environment
 from nasforge.errors import NasforgeError
 from nasforge.executors.ray_connect import Connection
 from nasforge.executors.ray_preflight import Node
@@ -199,19 +200,13 @@ def warn_if_store_is_local(tracking_uri: str, nodes: list[Node]) -> None:
 
 @contextlib.contextmanager
 def driver_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in DRIVER_ENV}
     levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
-    os.environ.update(DRIVER_ENV)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        yield
+        with environment(DRIVER_ENV):
+            yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
 

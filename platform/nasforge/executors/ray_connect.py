@@ -29,14 +29,14 @@ whoever listens there).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
+from nasforge.environment import environment
 from nasforge.errors import NasforgeError, SpecError, first_line
 
 log = logging.getLogger("nasforge.ray")
@@ -87,7 +87,7 @@ def connect(*, address: str | None, runtime_env: Mapping[str, Any] | None = None
     host, port, shown = resolve(address, source)
     check_reachable(host, port, shown=shown)
     try:
-        with ray_env({"RAY_gcs_server_port_wait_time_s": str(CONNECT_RETRY_S)}):
+        with environment({"RAY_gcs_server_port_wait_time_s": str(CONNECT_RETRY_S)}, override=False):
             ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     except Exception as exc:  # noqa: BLE001 - whatever ray.init raises, say what it means
         if ray.is_initialized():   # connected, then failed (e.g. uploading the runtime_env)
@@ -219,22 +219,6 @@ def refresh_auth_settings() -> None:
         return
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
-
-
-@contextlib.contextmanager
-def ray_env(values: Mapping[str, str]) -> Iterator[None]:
-    """Environment variables set while Ray connects (those the user set win), restored afterwards."""
-    saved = {key: os.environ.get(key) for key in values}
-    for key, value in values.items():
-        os.environ.setdefault(key, value)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def valid_runtime_env(runtime_env: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -8,8 +8,9 @@ and the store-failure path make one try with a short timeout instead.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator
+
+from nasforge.environment import environment
 
 HTTP_TIMEOUT_S = 5      # per request, inside quick_http only
 HTTP_RETRIES = 0
@@ -18,14 +19,6 @@ HTTP_RETRIES = 0
 @contextlib.contextmanager
 def quick_http(timeout_s: float = HTTP_TIMEOUT_S, retries: int = HTTP_RETRIES) -> Iterator[None]:
     """MLflow HTTP requests in this block give up after ``retries`` retries of ``timeout_s`` each."""
-    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    try:
+    with environment({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+                      "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
