@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
 from nasforge.stores.mlflow_runs import curve_key
-from nasforge.strategies.oneshot.phase import SupernetPhase, cosine
+from nasforge.strategies.oneshot.phase import SupernetPhase
 from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
 
 ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
@@ -49,15 +47,10 @@ class DartsPhase(SupernetPhase):
 
     def train_shared(self) -> None:
         """One pass over the train split, an ``alpha`` step (on a validation minibatch) before each ``w`` step."""
-        options = self.options
-        lr = cosine(options.shared_lr, self.epoch, options.supernet_epochs)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.supernet.train()
-        loss_fn = nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
-        val = self._val_batches(options.batch_size)
+        lr, loss_fn = self.start_epoch()
+        val = self._val_batches(self.options.batch_size)
         train_losses, val_losses, correct, seen = [], [], [], 0
-        for x, y in self.train_split.batches(options.batch_size, self.train_generator):
+        for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
             if not self.warming_up:
                 xv, yv = next(val)
                 self.arch_optimizer.zero_grad(set_to_none=True)
@@ -71,16 +64,10 @@ class DartsPhase(SupernetPhase):
                 if self.classification:
                     correct.append((outputs.detach().argmax(1) == yv).sum())
                     seen += len(yv)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.supernet.mixed(x, self.architecture.weights(detach=True)), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.supernet.parameters(), options.grad_clip)
-            self.optimizer.step()
-            self.shared_step += 1
-            self.compute["samples_trained"] += len(x)
-            train_losses.append((loss.detach(), self.shared_step))
-        self._log_losses("shared_train_loss", train_losses)
-        self._log_losses("arch_val_loss", val_losses)
+            train_losses.append(self.weight_step(
+                lambda: loss_fn(self.supernet.mixed(x, self.architecture.weights(detach=True)), y), len(x)))
+        self.log_losses("shared_train_loss", train_losses, what="shared_train_loss")
+        self.log_losses("arch_val_loss", val_losses, what="arch_val_loss")
         self.points.append((curve_key("shared_lr"), lr, self.shared_step))
         self.points.append((curve_key("arch_entropy"), self.architecture.entropy(), self.epoch + 1))
         if seen:
@@ -88,13 +75,6 @@ class DartsPhase(SupernetPhase):
 
     def train_controller(self) -> None:
         """Nothing: DARTS steps ``alpha`` inside :meth:`train_shared`, before each weight step."""
-
-    def _log_losses(self, name: str, losses) -> None:
-        for loss, step in losses:   # one synchronisation per epoch
-            value = float(loss)
-            if not np.isfinite(value):
-                raise FloatingPointError(f"the supernet's {name} is {value} at epoch {self.epoch + 1}")
-            self.points.append((curve_key(name), value, step))
 
     def rate(self) -> dict[str, Any]:
         """The most likely architecture first, then the most probable of ``candidates`` draws."""

@@ -107,30 +107,42 @@ class SupernetPhase:
 
     def train_shared(self) -> None:
         """(a): one pass over the train split, each minibatch through a freshly drawn architecture."""
-        options = self.options
-        lr = cosine(options.shared_lr, self.epoch, options.supernet_epochs)
+        lr, loss_fn = self.start_epoch()
+        losses = []
+        source = self.uniform if self.warming_up else self.paths
+        for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
+            (flat, _), = source.draw(self.rng, 1)
+            losses.append(self.weight_step(lambda: loss_fn(self.supernet(x, self.config(flat)), y), len(x)))
+        self.log_losses("shared_train_loss", losses, what="train loss")
+        self.points.append((curve_key("shared_lr"), lr, self.shared_step))
+
+    def start_epoch(self):
+        """The epoch's cosine-annealed learning rate, set on the shared weights' optimizer, and the loss."""
+        lr = _cosine(self.options.shared_lr, self.epoch, self.options.supernet_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.supernet.train()
-        loss_fn = nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
-        losses = []
-        source = self.uniform if self.warming_up else self.paths
-        for x, y in self.train_split.batches(options.batch_size, self.train_generator):
-            (flat, _), = source.draw(self.rng, 1)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.supernet(x, self.config(flat)), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.supernet.parameters(), options.grad_clip)
-            self.optimizer.step()
-            self.shared_step += 1
-            self.compute["samples_trained"] += len(x)
-            losses.append((loss.detach(), self.shared_step))
-        for loss, step in losses:   # one synchronisation per epoch
+        return lr, (nn.functional.cross_entropy if self.classification else nn.functional.mse_loss)
+
+    def weight_step(self, loss_of, rows: int) -> tuple[torch.Tensor, int]:
+        """One step of the shared weights on ``loss_of()`` (clipped); ``(the loss, its step)``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_of()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.options.grad_clip)
+        self.optimizer.step()
+        self.shared_step += 1
+        self.compute["samples_trained"] += rows
+        return loss.detach(), self.shared_step
+
+    def log_losses(self, name: str, losses, *, what: str) -> None:
+        """``(loss, step)`` pairs as curve points, read once per epoch (one synchronisation); a
+        non-finite loss stops the phase."""
+        for loss, step in losses:
             value = float(loss)
             if not math.isfinite(value):
-                raise FloatingPointError(f"the supernet's train loss is {value} at epoch {self.epoch + 1}")
-            self.points.append((curve_key("shared_train_loss"), value, step))
-        self.points.append((curve_key("shared_lr"), lr, self.shared_step))
+                raise FloatingPointError(f"the supernet's {what} is {value} at epoch {self.epoch + 1}")
+            self.points.append((curve_key(name), value, step))
 
     def train_controller(self) -> None:
         """(b): ``controller_steps`` steps of ``controller_batch`` scored draws (REINFORCE for enas)."""
@@ -291,6 +303,6 @@ class SupernetPhase:
         return any(m.step == step for m in self.tracker.client.get_metric_history(self.job.run_id, key))
 
 
-def cosine(lr: float, epoch: int, epochs: int) -> float:
+def _cosine(lr: float, epoch: int, epochs: int) -> float:
     """Cosine annealing to 0 over the phase (Loshchilov & Hutter 2017, no restarts), per epoch."""
     return 0.5 * lr * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
