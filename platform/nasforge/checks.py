@@ -9,7 +9,7 @@ checked before any heavy import.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from nasforge.errors import ConfigError
 
@@ -17,6 +17,20 @@ from nasforge.errors import ConfigError
 def fail(field: str, value: Any, expected: str) -> ConfigError:
     """The error for ``field=value``; ``expected`` says what is valid."""
     return ConfigError(f"{field}={value!r} is not valid; {expected}")
+
+
+def check_part(where: str, value: Any, part: type, fields: Sequence[str]) -> Any:
+    """One part of a config (a layer, a block, a node): a mapping becomes a ``part`` (an unknown key is
+    named with the valid ``fields``), anything else must already be one; it is then validated at ``where``."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(fields)}")
+        value = part(**value)
+    if not isinstance(value, part):
+        raise fail(where, value, f"expected a mapping with {', '.join(fields)}")
+    value.validate(where)
+    return value
 
 
 def check_choice(field: str, value: Any, choices: Iterable[Any]) -> None:

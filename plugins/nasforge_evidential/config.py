@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from nasforge.checks import check_choice, check_int, check_number, fail
-from nasforge.errors import ConfigError
+from nasforge.checks import check_choice, check_int, check_number, check_part, fail
 from nasforge_mlp.family import LayerConfig
 
 MODES = ("regression", "classification")
@@ -72,14 +71,4 @@ class EvidentialConfig:
 
     @staticmethod
     def _layer(i: int, layer: Any) -> LayerConfig:
-        where = f"layers[{i}]"
-        if isinstance(layer, Mapping):
-            valid = ("units", "activation", "dropout")
-            unknown = sorted(set(layer) - set(valid))
-            if unknown:
-                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(valid)}")
-            layer = LayerConfig(**layer)
-        if not isinstance(layer, LayerConfig):
-            raise fail(where, layer, "expected a mapping with units, activation, dropout")
-        layer.validate(where)
-        return layer
+        return check_part(f"layers[{i}]", layer, LayerConfig, ("units", "activation", "dropout"))

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from nasforge.checks import check_choice, check_int, check_number, check_training, fail
-from nasforge.errors import ConfigError
+from nasforge.checks import check_choice, check_int, check_number, check_part, check_training, fail
 from nasforge.family import Family, Reporter
 from nasforge.data.tasks import Task
 
@@ -65,17 +64,7 @@ class MLPConfig:
 
     @staticmethod
     def _layer(i: int, layer: Any) -> LayerConfig:
-        where = f"layers[{i}]"
-        if isinstance(layer, Mapping):
-            valid = ("units", "activation", "dropout")
-            unknown = sorted(set(layer) - set(valid))
-            if unknown:
-                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(valid)}")
-            layer = LayerConfig(**layer)
-        if not isinstance(layer, LayerConfig):
-            raise fail(where, layer, "expected a mapping with units, activation, dropout")
-        layer.validate(where)
-        return layer
+        return check_part(f"layers[{i}]", layer, LayerConfig, ("units", "activation", "dropout"))
 
 
 class MLPFamily(Family):

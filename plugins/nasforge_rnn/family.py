@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from nasforge.checks import check_choice, check_int, check_number, check_training, fail
+from nasforge.checks import check_choice, check_int, check_number, check_part, check_training, fail
 from nasforge.errors import ConfigError
 from nasforge.family import Family, Reporter
 from nasforge.data.tasks import Task
@@ -86,15 +86,7 @@ class RNNConfig:
     def _node(k: int, node: Any) -> NodeConfig:
         """Node ``k`` (1 = the second), its input wrapped onto the ``k`` earlier nodes: two inputs that
         read the same node make the same configuration."""
-        where = f"nodes[{k - 1}]"
-        if isinstance(node, Mapping):
-            unknown = sorted(set(node) - {"input", "activation"})
-            if unknown:
-                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: input, activation")
-            node = NodeConfig(**node)
-        if not isinstance(node, NodeConfig):
-            raise fail(where, node, "expected a mapping with input, activation")
-        node.validate(where)
+        node = check_part(f"nodes[{k - 1}]", node, NodeConfig, ("input", "activation"))
         return NodeConfig(input=node.input % k, activation=node.activation)
 
 
