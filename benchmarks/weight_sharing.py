@@ -48,8 +48,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 10}
-FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 20}
+QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 20}
+FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 40}
 
 
 def search(method: str, *, args, seed: int, trials: int, folder: str, options=None, name: str | None = None):

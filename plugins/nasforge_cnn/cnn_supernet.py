@@ -1,18 +1,24 @@
 """The CNN family's supernet: every CNN of a search space in one set of shared weights (imports torch).
 
-ENAS's macro search space (Pham et al. 2018, Sec. 2.3) as this family builds it: block ``i`` keeps
-one convolution per kernel size the space offers (ENAS: one set of weights per operation and
-layer), built to the block's largest ``filters`` and fed the previous block's largest width; a
-path with fewer filters uses the first output channels and the first input channels of those
-weights -- widths as slices, as in slimmable networks (Yu et al. 2019). Activations, pooling,
-stride, padding and dropout have no weights: a path just applies its own. Batch normalisation
-keeps one scale and shift per block (the first ``filters`` of them) and normalises with the
-minibatch's statistics, train or eval: running averages would mix the statistics of every path.
+ENAS's macro search space (Pham et al. 2018, Sec. 2.3) as this family builds it. Block ``i`` keeps
+one convolution, built to the block's largest ``filters`` and kernel size and fed the previous
+block's largest width. A path with fewer filters uses the first output channels and the first
+input channels of those weights -- widths as slices, as in slimmable networks (Yu et al. 2019); a
+smaller kernel uses the centre of the largest one -- Single-Path NAS's "superkernel" (Stamoulis et
+al. 2019, Sec. 3.1) and Once-for-All's elastic kernel (Cai et al. 2020, Sec. 3.2). ENAS keeps one set
+of weights per operation instead; with a kernel size per block that made the channels the next
+block reads mean something else for each kernel, and shared-weight accuracy stayed far below the
+stand-alone networks' (0.62 vs ~0.95 mean over random paths on MNIST-1D after 20 epochs; 0.78 with
+one kernel; ``benchmarks/README.md``). Activations, pooling, stride, padding and dropout have no
+weights: a path just applies its own. Batch normalisation keeps one scale and shift per block (the
+first ``filters`` of them) and normalises with the minibatch's statistics, train or eval: running
+averages would mix the statistics of every path.
 
-The head maps the flattened features to logits. Its input size depends on the path's spatial
-size, so there is one head per spatial size the space can reach (a dense head: one hidden layer
-per size, one shared output layer), each built for the widest last block; a path's features are
-channel-major, so its ``filters`` channels are the head's first inputs.
+The head maps the flattened features to logits. Its input size depends on the path's depth and
+spatial size, so there is one head per (depth, spatial size) the space can reach (a dense head: one
+hidden layer each, one shared output layer), built for that depth's widest last block: features of
+different depths never share a classifier (as the mlp supernet's one output layer per depth). A
+path's features are channel-major, so its ``filters`` channels are the head's first inputs.
 
 ``forward(x, config)`` plans the path with :func:`nasforge_cnn.shapes.plan_blocks`, exactly as
 :meth:`CNNFamily.build` does, so a path computes the same function as the stand-alone network
@@ -20,12 +26,12 @@ of that config with these weights (bar batch norm's running averages).
 
 ``mixed(x, weights)`` is DARTS's continuous relaxation of the same weights (Liu et al. 2019, "DARTS:
 Differentiable Architecture Search", ICLR, eq. 2): each block runs at its widest, and each choice is
-the weighted sum of its values' operations -- one convolution per kernel size, batch norm or not,
-activations, pooling kinds, dropout rates; ``filters`` (and ``dense_units``) as channel masks after
-the activation (FBNetV2, Wan et al. 2020); the depth as the weighted sum of the logits after each
-depth, the head kind likewise. Only values whose outputs have one shape can be summed: a space
-whose ``pool`` offers ``none`` next to ``max`` (or that varies stride, padding or pool size) is
-refused, naming the parameter (``strategy="enas"``/``"rsws"`` take it).
+the weighted sum of its values' operations -- one convolution per kernel size (each the centre of
+the block's kernel), batch norm or not, activations, pooling kinds, dropout rates; ``filters`` (and
+``dense_units``) as channel masks after the activation (FBNetV2, Wan et al. 2020); the depth as the
+weighted sum of the logits after each depth, the head kind likewise. Only values whose outputs have
+one shape can be summed: a space whose ``pool`` offers ``none`` next to ``max`` (or that varies
+stride, padding or pool size) is refused, naming the parameter (``strategy="enas"``/``"rsws"`` take it).
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ HELD = ("n_blocks", *(f"blocks.*.{f}" for f in BLOCK_FIELDS), "head", "dense_uni
         "dense_dropout")
 
 
-def shape_key(spatial) -> str:
-    return "x".join(str(int(n)) for n in spatial)
+def head_key(depth: int, spatial) -> str:
+    """The head of paths ``depth`` blocks deep whose last block outputs ``spatial`` (e.g. ``d2_10``)."""
+    return f"d{depth}_" + "x".join(str(int(n)) for n in spatial)
 
 
 class CNNSupernet(nn.Module):
@@ -64,20 +71,20 @@ class CNNSupernet(nn.Module):
         self.two_d = len(layout) == 3
         conv = nn.Conv2d if self.two_d else nn.Conv1d
         self.widths = [max(b["filters"]) for b in blocks]
+        self.kernels = [tuple(b["kernel_size"]) for b in blocks]   # the sizes each block's kernel serves
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         in_width = layout[0]
         for block, width in zip(blocks, self.widths):
-            self.convs.append(nn.ModuleDict({str(k): conv(in_width, width, k) for k in block["kernel_size"]}))
+            self.convs.append(conv(in_width, width, max(block["kernel_size"])))
             norm = nn.Module()
             if True in block["batch_norm"]:
                 norm.weight, norm.bias = nn.Parameter(torch.ones(width)), nn.Parameter(torch.zeros(width))
             self.norms.append(norm)
             in_width = width
         self.activations = nn.ModuleDict({name: ACTIVATIONS[name]() for name in sorted(activations)})
-        last = max(self.widths[d - 1] for d in self.depths)
-        self.shapes = reachable_shapes(layout, blocks, self.depths)
-        features = {shape_key(s): last * math.prod(s) for s in self.shapes}
+        features = {head_key(depth, spatial): self.widths[depth - 1] * math.prod(spatial)
+                    for depth, shapes in reachable_shapes(layout, blocks, self.depths).items() for spatial in shapes}
         self.linear = nn.ModuleDict({k: nn.Linear(n, n_outputs) for k, n in features.items()}) \
             if "linear" in heads else None
         self.dense = nn.ModuleDict({k: nn.Linear(n, dense_units) for k, n in features.items()}) \
@@ -92,7 +99,7 @@ class CNNSupernet(nn.Module):
         for i, (block, plan) in enumerate(zip(config.blocks, plans)):
             h = self._block(i, h, block, plan)
         h = h.flatten(1)
-        key = shape_key(plans[-1].out_shape[1:])
+        key = head_key(len(plans), plans[-1].out_shape[1:])
         if config.head == "linear":
             head = self._pick(self.linear, key, "a linear head")
             return F.linear(h, head.weight[:, :h.shape[1]], head.bias)
@@ -113,9 +120,12 @@ class CNNSupernet(nn.Module):
         return F.dropout(h, block.dropout, self.training)
 
     def _convolve(self, i: int, h: torch.Tensor, kernel_size: int, filters: int, plan, *, bias: bool) -> torch.Tensor:
-        conv = self._pick(self.convs[i], str(kernel_size), f"kernel_size {kernel_size} in block {i}")
+        if kernel_size not in self.kernels[i]:
+            raise ConfigError(f"the supernet holds no kernel_size {kernel_size} in block {i} (the config is outside "
+                              f"its search space: {', '.join(map(str, self.kernels[i]))})")
+        conv = self.convs[i]
         weight = conv.weight[:filters, :h.shape[1]]
-        if tuple(weight.shape[2:]) != plan.kernel:   # a kernel clamped to a small input: its centre
+        if tuple(weight.shape[2:]) != plan.kernel:   # a smaller (or clamped) kernel: the centre of the largest
             weight = weight[(..., *(slice((k - c) // 2, (k - c) // 2 + c) for k, c in
                                     zip(weight.shape[2:], plan.kernel)))]
         symmetric = all(before == after for before, after in plan.pad)
@@ -150,7 +160,7 @@ class CNNSupernet(nn.Module):
 
         def at_depth(depth):
             if depth not in logits:
-                logits[depth] = self._mixed_head(states[depth], weights)
+                logits[depth] = self._mixed_head(states[depth], depth, weights)
             return logits[depth]
 
         return mixture(weights, self.count, self.depths, at_depth)
@@ -191,8 +201,8 @@ class CNNSupernet(nn.Module):
         h = mixture(weights, f"{name}.pool", held("pool"), lambda pool: self._pool(h, pool, plan(any_kernel, pool).pool))
         return mixture(weights, f"{name}.dropout", held("dropout"), lambda rate, h=h: F.dropout(h, rate, self.training))
 
-    def _mixed_head(self, h: torch.Tensor, weights) -> torch.Tensor:
-        key = shape_key(h.shape[2:])
+    def _mixed_head(self, h: torch.Tensor, depth: int, weights) -> torch.Tensor:
+        key = head_key(depth, h.shape[2:])
         h = h.flatten(1)
 
         def head(kind):
@@ -236,9 +246,9 @@ class CNNSupernet(nn.Module):
         return value
 
 
-def reachable_shapes(layout: tuple[int, ...], blocks: list[dict[str, tuple]], depths) -> set[tuple[int, ...]]:
-    """Every spatial size after the last block of a path (one head each), over every choice of the
-    shape-changing fields (kernel, stride, padding, pool, pool size) and every depth."""
+def reachable_shapes(layout: tuple[int, ...], blocks: list[dict[str, tuple]], depths) -> dict[int, set[tuple[int, ...]]]:
+    """Depth -> every spatial size after the last block of a path that deep (one head each), over
+    every choice of the shape-changing fields (kernel, stride, padding, pool, pool size)."""
     after = [{tuple(layout[1:])}]
     fields = ("kernel_size", "stride", "padding", "pool", "pool_size")
     for block in blocks[:max(depths)]:
@@ -248,7 +258,7 @@ def reachable_shapes(layout: tuple[int, ...], blocks: list[dict[str, tuple]], de
                 plan = plan_blocks([BlockConfig(filters=1, **dict(zip(fields, values)))], (1, *spatial))[0]
                 shapes.add(plan.out_shape[1:])
         after.append(shapes)
-    return set().union(*(after[d] for d in depths))
+    return {depth: after[depth] for depth in depths}
 
 
 def build_supernet(space, task, *, family) -> CNNSupernet:

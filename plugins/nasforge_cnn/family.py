@@ -127,8 +127,9 @@ class CNNFamily(Family):
     def supernet(self, space, task: Task):
         """Every CNN of ``space`` in one module with shared weights; see :mod:`nasforge_cnn.cnn_supernet`.
 
-        Holds depth (``n_blocks``), every block field (one convolution per kernel size, filters as
-        slices of the widest) and the head; a space that varies a training setting is refused.
+        Holds depth (``n_blocks``), every block field (one convolution per block: filters as slices of
+        the widest, kernel sizes as the centre of the largest) and the head; a space that varies a
+        training setting is refused.
         """
         from nasforge_cnn.cnn_supernet import build_supernet
 

@@ -13,7 +13,7 @@ from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
 from nasforge.spec.space import SearchSpace
 from nasforge.strategies.oneshot.paths import UniformPaths
-from nasforge_cnn.cnn_supernet import shape_key
+from nasforge_cnn.cnn_supernet import head_key
 from nasforge_cnn.shapes import plan_blocks
 
 CNN_SPACE = {  # everything the cnn supernet holds, varied (the shipped cnn_enas space fixes some)
@@ -45,15 +45,15 @@ def _cnn_copy(supernet, model, config, task):
     with torch.no_grad():
         for i, (block, plan) in enumerate(zip(config.blocks, plans)):
             part = getattr(model, f"block{i}")
-            conv = supernet.convs[i][str(block.kernel_size)]
-            part.conv.weight.copy_(conv.weight[:block.filters, :width])
+            conv = supernet.convs[i]
+            part.conv.weight.copy_(_centre(conv.weight[:block.filters, :width], part.conv.weight.shape[2:]))
             if block.batch_norm:
                 part.norm.weight.copy_(supernet.norms[i].weight[:block.filters])
                 part.norm.bias.copy_(supernet.norms[i].bias[:block.filters])
             else:
                 part.conv.bias.copy_(conv.bias[:block.filters])
             width = block.filters
-        key = shape_key(plans[-1].out_shape[1:])
+        key = head_key(len(plans), plans[-1].out_shape[1:])
         features = block.filters * math.prod(plans[-1].out_shape[1:])
         if config.head == "linear":
             model.logits.weight.copy_(supernet.linear[key].weight[:, :features])
@@ -63,6 +63,11 @@ def _cnn_copy(supernet, model, config, task):
             model.dense.bias.copy_(supernet.dense[key].bias[:config.dense_units])
             model.logits.weight.copy_(supernet.dense_out.weight[:, :config.dense_units])
             model.logits.bias.copy_(supernet.dense_out.bias)
+
+
+def _centre(weight, kernel):
+    """The centre ``kernel`` taps of a larger kernel (how a path uses a smaller kernel size)."""
+    return weight[(..., *(slice((k - c) // 2, (k - c) // 2 + c) for k, c in zip(weight.shape[2:], kernel)))]
 
 
 @pytest.mark.parametrize("task_name", ["mnist1d", "digits"])
@@ -75,8 +80,6 @@ def test_a_cnn_path_is_its_standalone_network(task_name):
     compared = 0
     for params in _paths(space, 25):
         config = family.make_config(params)
-        if any(p.notes for p in plan_blocks(config.blocks, supernet.layout)):
-            continue   # a clamped kernel: the supernet uses its centre, the network a kernel of its own
         model = family.build(config, task)
         _cnn_copy(supernet, model, config, task)
         for mode in (False, True):   # train mode: batch norm on the minibatch in both
@@ -88,7 +91,27 @@ def test_a_cnn_path_is_its_standalone_network(task_name):
             torch.manual_seed(1)
             assert torch.allclose(path, model(x), atol=1e-5), params
         compared += 1
-    assert compared >= 10
+    assert compared == 25
+
+
+@pytest.mark.parametrize("kernel, other", [(3, 5), (5, 3)])
+def test_kernel_sizes_share_one_kernel(kernel, other):
+    """A step through a kernel-3 path changes only the centre 3 taps of the block's 5-tap kernel,
+    and a kernel-5 path all 5; either way the other size's path computes something new."""
+    family, task = get_registry().get("family", "cnn"), load_task("mnist1d", 0)
+    space = SearchSpace.from_dict(CNN_SPACE)
+    torch.manual_seed(0)
+    supernet = family.supernet(space, task)
+    block = {"filters": 12, "stride": 1, "padding": "same", "pool": "none", "batch_norm": True}
+    path = family.make_config({"n_blocks": 1, "blocks": [{**block, "kernel_size": kernel}], "lr": 0.01})
+    seen = family.make_config({"n_blocks": 1, "blocks": [{**block, "kernel_size": other}], "lr": 0.01})
+    x, y = torch.as_tensor(task.x_train[:64]), torch.as_tensor(task.y_train[:64])
+    before, seen_before = supernet.convs[0].weight.detach().clone(), supernet(x, seen).detach()
+    torch.nn.functional.cross_entropy(supernet(x, path), y).backward()
+    torch.optim.SGD(supernet.parameters(), lr=0.5).step()
+    moved = (supernet.convs[0].weight.detach() != before).any(dim=(0, 1))
+    assert moved.tolist() == [kernel == 5, True, True, True, kernel == 5]
+    assert not torch.allclose(supernet(x, seen), seen_before)
 
 
 def test_an_mlp_path_is_its_standalone_network():

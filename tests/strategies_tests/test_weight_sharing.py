@@ -20,9 +20,8 @@ import nasforge
 from conftest import runs_of
 from nasforge.cli import main
 from nasforge.data.tasks import load_task
-from nasforge.errors import NasforgeError, SpecError
+from nasforge.errors import ConfigError, NasforgeError, SpecError
 from nasforge.family import NullReporter
-from nasforge.plugins import get_registry
 from nasforge.spec.space import SearchSpace
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.oneshot.phase import SupernetPhase
@@ -43,7 +42,7 @@ def _children(store, experiment, parent):
 
 def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store):
     result = nasforge.search("mlp", task="digits", strategy="enas", trials=3, budget=2, seed=0,
-                             strategy_options=TINY, **store)
+                             strategy_options={**TINY, "warmup_epochs": 0}, **store)
 
     top = result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
     assert len(top) == 3 and sum(p["source"] == "argmax" for p in top) == 1
@@ -164,10 +163,11 @@ TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
 
 
 def test_the_trained_controller_prefers_architectures_that_are_better_stand_alone(store):
-    """ENAS's controller (default options, 120 updates), after the phase, puts its probability on networks
+    """ENAS's controller (120 updates, no warm-up), after the phase, puts its probability on networks
     that train better on their own than a uniform draw does (each of the 6 trained stand-alone once to know)."""
     space = SearchSpace.from_dict(TOY)
-    phase, _ = _phase(store, "enas", space, {"supernet_epochs": 8, "controller_steps": 15, "controller_batch": 5})
+    phase, _ = _phase(store, "enas", space, {"supernet_epochs": 8, "warmup_epochs": 0, "controller_steps": 15,
+                                             "controller_batch": 5})
     family, task = MLPFamily(), load_task("digits", 0)
     grid = [{"n_layers": 1, "layers.0.units": u, "layers.0.activation": a}
             for u in (1, 4, 32) for a in ("relu", "tanh")]
@@ -181,6 +181,17 @@ def test_the_trained_controller_prefers_architectures_that_are_better_stand_alon
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)
     controller, uniform = float(probs @ np.array(alone)), float(np.mean(alone))
     assert controller > uniform + 0.1, (controller, uniform, alone, probs)   # measured 0.90 vs 0.52
+
+
+def test_enas_warms_up_for_half_its_epochs_unless_told():
+    """Uniform paths (no controller) for the first half by default: the controller then learns from
+    shared weights that every path trained alike; DARTS and RS-WS start at once."""
+    assert check_options("enas", {}).warmup_epochs == 20 and check_options("enas", {}).supernet_epochs == 40
+    assert check_options("enas", {"supernet_epochs": 9}).warmup_epochs == 4
+    assert check_options("enas", {"supernet_epochs": 9, "warmup_epochs": 0}).warmup_epochs == 0
+    assert check_options("darts", {}).warmup_epochs == 0 and check_options("rsws", {}).warmup_epochs == 0
+    with pytest.raises(ConfigError, match="warmup_epochs must be an integer >= 0, got 1.5"):
+        check_options("enas", {"warmup_epochs": 1.5})
 
 
 # -- the retraining sampler --------------------------------------------------------------------
@@ -242,7 +253,8 @@ def test_a_supernet_phase_resumed_after_ctrl_c_ends_as_an_uninterrupted_one(stor
     nasforge.register(plugin)
     try:
         raw = {k: v for k, v in SearchSpace.load("mlp_enas").raw.items() if k != "family"}
-        options = {"supernet_epochs": 3, "controller_steps": 2, "controller_batch": 3, "candidates": 8}
+        options = {"supernet_epochs": 3, "warmup_epochs": 0, "controller_steps": 2, "controller_batch": 3,
+                   "candidates": 8}
         run = dict(task="digits", strategy="enas", trials=2, budget=2, seed=3, space=raw, strategy_options=options,
                    **store)
         INTERRUPT.update(at=0, calls=0)

@@ -280,7 +280,12 @@ class SupernetPhase:
             raise ConfigError(f"the supernet phase's checkpoint (run {self.job.run_id}) was made by strategy "
                               f"{state.get('strategy')!r} with options {state.get('options')}; resume it with the "
                               f"same strategy and strategy_options, not {self.job.strategy!r} with {options}")
-        self.supernet.load_state_dict(state["supernet"])
+        try:
+            self.supernet.load_state_dict(state["supernet"])
+        except RuntimeError as error:   # saved by another version of the family's supernet
+            raise ConfigError(f"the supernet phase's checkpoint (run {self.job.run_id}) does not fit family "
+                              f"{self.job.family!r}'s supernet any more (it was saved by another version: "
+                              f"{str(error).splitlines()[0]}); start a new search (another study_name)") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.paths.load_state_dict(state["paths"])
         self.rng.bit_generator.state = state["rng"]

@@ -44,9 +44,10 @@ class PhaseOptions:
     before each weight step, with the shared weights' options and the ``arch_*`` ones.
     """
 
-    supernet_epochs: int = 20           # passes of (a) over the train split
-    warmup_epochs: int = 0              # enas: first epochs with uniform paths and no controller updates
-    controller_steps: int = 10          # updates of (b) per epoch (ENAS: 2000, on far larger data)
+    supernet_epochs: int = 40           # passes of (a) over the train split
+    warmup_epochs: int | None = None    # first epochs with uniform paths and no controller updates (enas; darts:
+                                        # alpha left uniform); None: half the supernet epochs for enas, 0 for darts
+    controller_steps: int = 5           # updates of (b) per epoch (ENAS: 2000, on far larger data)
     controller_batch: int = 10          # architectures per update (ENAS's code: 20)
     batch_size: int = 32                # shared-weight minibatch: each step trains one path, so small
                                         # data needs small batches for enough steps (ENAS: 128 on CIFAR)
@@ -82,7 +83,7 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
             raise ConfigError(f"strategy {strategy!r} has no option {key!r}: {WHY_NOT[strategy]}")
     options = dict(options)
     for key, value in options.items():
-        kind = fields[key].type
+        kind = fields[key].type.removesuffix(" | None")
         if kind == "float" and isinstance(value, str):   # the CLI's YAML reads 1e-3 as a string
             try:
                 options[key] = value = float(value)
@@ -104,6 +105,8 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
             raise ConfigError(f"strategy {strategy!r}: shared_optimizer={value!r} is not valid; choose one of: "
                               f"{', '.join(SHARED_OPTIMIZERS)}")
     checked = PhaseOptions(**{k: (float(v) if fields[k].type == "float" else v) for k, v in options.items()})
+    if checked.warmup_epochs is None:
+        checked = dataclasses.replace(checked, warmup_epochs=checked.supernet_epochs // 2 if strategy == "enas" else 0)
     if checked.warmup_epochs >= checked.supernet_epochs:
         learner = "architecture parameters" if strategy == "darts" else "controller"
         raise ConfigError(f"strategy {strategy!r}: warmup_epochs ({checked.warmup_epochs}) must be below "
