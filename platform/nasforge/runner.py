@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
+import time
 
 from nasforge.executors.backends import EXECUTORS, executor_session
 from nasforge.executors.supernet_phase import phase_options, run_supernet_phase
@@ -54,11 +56,15 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
     monitor = Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)
     try:
         execute = executor(spec.backend)
+        trials_spec = spec
         if spec.weight_sharing:   # enas/rsws/darts: train the supernet first; the trials retrain its picks
+            deadline = time.time() + spec.timeout if spec.timeout else None   # the phase counts toward timeout
             remaining = run_supernet_phase(spec, study=study, tracker=tracker, parent_run_id=parent_run_id,
-                                           n_trials=remaining)
+                                           n_trials=remaining, deadline=deadline)
+            if deadline is not None:   # the retraining gets what is left; at least its first trial runs
+                trials_spec = dataclasses.replace(spec, timeout=max(deadline - time.time(), 1.0))
         tracker.arm(stop_study(study))  # a failing MLflow write now stops the search, results kept
-        execute(spec, study=study, context=context, n_trials=remaining, tracker=tracker,
+        execute(trials_spec, study=study, context=context, n_trials=remaining, tracker=tracker,
                 on_outcome=monitor.on_outcome)
     except KeyboardInterrupt:
         tracker.disarm()

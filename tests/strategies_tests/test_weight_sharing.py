@@ -183,6 +183,20 @@ def test_the_trained_controller_prefers_architectures_that_are_better_stand_alon
     assert controller > uniform + 0.1, (controller, uniform, alone, probs)   # measured 0.90 vs 0.52
 
 
+def test_a_timeout_ends_the_phase_early_and_still_retrains_a_pick(store, capsys):
+    """``timeout`` counts the phase: 500 epochs cannot fit in 3 s, so the phase stops after some epochs,
+    rates with those weights, and the first pick is still retrained (as Optuna lets a started trial end)."""
+    result = nasforge.search("mlp", task="digits", strategy="rsws", trials=3, budget=1, seed=0, timeout=3,
+                             strategy_options={**TINY, "supernet_epochs": 500}, save_models=False, plots=False,
+                             **store)
+    assert [t.state.name for t in result.trials][:1] == ["COMPLETE"] and result.best_value > 0.3
+    run = _children(store, "mlp-digits", result.parent_run_id).query("`tags.phase` == 'supernet'").iloc[0]
+    epochs = int(run["metrics.phase_epochs"])
+    assert 1 <= epochs < 500 and run["status"] == "FINISHED"
+    assert run["tags.status_reason"].startswith(f"timeout: stopped after epoch {epochs} of 500")
+    assert f"stopped after epoch {epochs} of 500" in capsys.readouterr().err
+
+
 def test_enas_warms_up_for_half_its_epochs_unless_told():
     """Uniform paths (no controller) for the first half by default: the controller then learns from
     shared weights that every path trained alike; DARTS and RS-WS start at once."""

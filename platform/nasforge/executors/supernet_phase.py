@@ -22,16 +22,19 @@ RUN_ATTR, OPTIONS_ATTR = "oneshot:run_id", "oneshot:options"
 PHASE_TAG = "phase"
 
 
-def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: int) -> int:
+def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: int,
+                       deadline: float | None = None) -> int:
     """Run (or continue, or skip when done) the phase of ``spec``; return how many trials remain to run.
 
     Fewer than ``n_trials`` when the space holds fewer distinct architectures than ``trials``.
+    ``deadline`` (a ``time.time()``, from the search's ``timeout``) ends the phase early.
     """
     storage, study_id = study._storage, study._study_id
     attrs = storage.get_study_system_attrs(study_id)
     top = attrs.get(TOP_ATTR)
     if top is None:
-        top = _run(spec, study=study, tracker=tracker, parent_run_id=parent_run_id, run_id=attrs.get(RUN_ATTR))
+        top = _run(spec, study=study, tracker=tracker, parent_run_id=parent_run_id, run_id=attrs.get(RUN_ATTR),
+                   deadline=deadline)
     held = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_target(t))
     return max(min(n_trials, len(top) - held), 0)
 
@@ -53,12 +56,13 @@ def phase_options(spec, study):
     return given
 
 
-def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> list:
+def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadline: float | None) -> list:
     storage, study_id = study._storage, study._study_id
     options = phase_options(spec, study)
     job = PhaseJob(strategy=spec.strategy, family=spec.family, task=spec.task, data_digest=spec.data_digest,
                    space=spec.space, seed=spec.seed, options=options, top=spec.trials,
-                   tracking_uri=spec.tracking_uri, experiment_id=tracker.experiment_id, run_id=run_id or "")
+                   tracking_uri=spec.tracking_uri, experiment_id=tracker.experiment_id, run_id=run_id or "",
+                   deadline=deadline)
     if run_id is None:
         tags = {PHASE_TAG: "supernet", "family": spec.family, "task": spec.task, "strategy": spec.strategy,
                 "seed": spec.seed, "backend": spec.backend, "study": study.study_name, **spec.tags}
@@ -104,6 +108,11 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None) -> lis
                                          **({"probabilities": result["probabilities"]}
                                             if "probabilities" in result else {})},
                                         indent=1, default=str), "top_architectures.json")
-    tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})
+    reason = "finished"
+    if result.get("timed_out"):
+        reason = (f"timeout: stopped after epoch {compute['epochs']} of {options.supernet_epochs}; the picks are "
+                  "rated with those epochs' weights")
+        print(f"nasforge: {reason}", file=sys.stderr)
+    tracker.end_run(run_id, "FINISHED", tags={"status_reason": reason})
     storage.set_study_system_attr(study_id, TOP_ATTR, top)   # last: a kill before it reruns the rating only
     return top

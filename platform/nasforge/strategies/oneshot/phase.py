@@ -20,6 +20,9 @@ RS-WS (Li & Talwalkar, "Random Search and Reproducibility for Neural Architectur
 2019): the same, with every architecture drawn uniformly and no controller; its candidates are
 uniform draws. Same epochs, same number of scored draws per epoch: the baseline ENAS must beat.
 
+A search's ``timeout`` (``job.deadline``) ends the phase at the end of the first epoch past it: the
+candidates are then rated with the weights of the epochs done, and the result says so (``timed_out``).
+
 Everything random is seeded from the search's seed, and the state after each epoch is checkpointed
 (:mod:`.phase_checkpoint`): a phase resumed after Ctrl-C or ``kill -9`` gives the result an
 uninterrupted one would have. DARTS (``strategy="darts"``) reuses all of this in :mod:`.darts_phase`.
@@ -96,11 +99,14 @@ class SupernetPhase:
             self.compute["wall_s"] += time.perf_counter() - wall
             phase_checkpoint.save(self.tracker, self.job.run_id, self.state_dict(), epoch=self.epoch)
             self.tracker.log_points(self.job.run_id, self.points)
+            if self.job.deadline is not None and time.time() >= self.job.deadline:
+                break
         cpu, wall = time.process_time(), time.perf_counter()
         result = self.rate()
         self.compute["cpu_s"] += time.process_time() - cpu
         self.compute["wall_s"] += time.perf_counter() - wall
-        result["compute"] = dict(self.compute, epochs=self.options.supernet_epochs,
+        result["timed_out"] = self.epoch < self.options.supernet_epochs
+        result["compute"] = dict(self.compute, epochs=self.epoch,
                                  epochs_equivalent=(self.compute["samples_trained"] / max(len(self.train_split), 1)),
                                  shared_steps=self.shared_step, controller_steps=self.controller_step)
         return result

@@ -129,6 +129,8 @@ class PhaseJob:
     tracking_uri: str
     experiment_id: str
     run_id: str                         # the supernet phase's MLflow run (child of the search's)
+    deadline: float | None = None       # the search's timeout as a time.time(): the phase stops at the
+                                        # first epoch's end past it and rates with the weights it has
 
     def summary(self) -> dict[str, Any]:
         """The run's params: the strategy and every option."""
