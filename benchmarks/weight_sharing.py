@@ -160,7 +160,8 @@ def run_seed(args, seed: int) -> dict:
                 sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ordered), 1e-9)
             out["rows"][f"controller N={n}"] = {"test": test_accuracy(result, best), "epochs": epochs_of(first),
                                                 "cpu": cpu * share, "val": best.values[0]}
-        print(f"seed {seed} controller: cpu {cpu:.0f}s", file=sys.stderr)
+        print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
+            f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}" for n in multi), file=sys.stderr)
         result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
         best = pick(result, result.trials)
         out["rows"][f"random N={args.random}"] = {"test": test_accuracy(result, best), "cpu": cpu,
@@ -172,7 +173,8 @@ def run_seed(args, seed: int) -> dict:
         for method, (phase_result, run_id) in phases.items():
             pairs = [(s, a) for s, a in zip(shared_scores(phase_result, run_id, networks), alone) if s is not None]
             out["tau"][method] = (float(kendalltau(*zip(*pairs)).statistic), len(pairs))
-        print(f"seed {seed} random: cpu {cpu:.0f}s; tau {out['tau']}", file=sys.stderr)
+        print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} cpu {cpu:.0f}s; "
+              f"tau {out['tau']}", file=sys.stderr)
     return out
 
 
