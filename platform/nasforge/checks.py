@@ -28,7 +28,7 @@ def check_part(where: str, value: Any, part: type, fields: Sequence[str]) -> Any
             raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(fields)}")
         value = part(**value)
     if not isinstance(value, part):
-        raise fail(where, value, f"expected a mapping with {', '.join(fields)}")
+        raise fail(where, value, f"expected a mapping with fields {', '.join(fields)}")
     value.validate(where)
     return value
 

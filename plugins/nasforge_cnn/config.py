@@ -8,10 +8,8 @@ before anything is built or trained.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
-from nasforge.checks import check_bool, check_choice, check_int, check_number, check_training, fail
-from nasforge.errors import ConfigError
+from nasforge.checks import check_bool, check_choice, check_int, check_number, check_part, check_training, fail
 
 # Kept in step with nasforge.training (which imports torch); a test checks they agree.
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "selu", "silu")
@@ -92,7 +90,8 @@ class CNNConfig:
         if not isinstance(self.blocks, (list, tuple)) or not self.blocks:
             raise fail("blocks", self.blocks, "expected a non-empty list of blocks "
                         f"(fields: {', '.join(BLOCK_FIELDS)})")
-        self.blocks = [self._block(i, block) for i, block in enumerate(self.blocks)]
+        self.blocks = [check_part(f"blocks[{i}]", block, BlockConfig, BLOCK_FIELDS)
+                       for i, block in enumerate(self.blocks)]
         if self.n_blocks is not None:
             check_int("n_blocks", self.n_blocks, low=1)
             if self.n_blocks != len(self.blocks):
@@ -102,16 +101,3 @@ class CNNConfig:
         check_choice("dense_activation", self.dense_activation, ACTIVATIONS)
         check_number("dense_dropout", self.dense_dropout, low=0.0, high=1.0, high_open=True)
         check_training(self, optimizers=OPTIMIZERS, inits=INITS, clip_modes=CLIP_MODES)
-
-    @staticmethod
-    def _block(i: int, block: Any) -> BlockConfig:
-        where = f"blocks[{i}]"
-        if isinstance(block, Mapping):
-            unknown = sorted(set(block) - set(BLOCK_FIELDS))
-            if unknown:
-                raise ConfigError(f"{where} has no field {unknown[0]!r}; valid fields: {', '.join(BLOCK_FIELDS)}")
-            block = BlockConfig(**block)
-        if not isinstance(block, BlockConfig):
-            raise fail(where, block, f"expected a mapping with fields {', '.join(BLOCK_FIELDS)}")
-        block.validate(where)
-        return block
