@@ -66,8 +66,8 @@ class DartsPhase(SupernetPhase):
                     seen += len(yv)
             train_losses.append(self.weight_step(
                 lambda: loss_fn(self.supernet.mixed(x, self.architecture.weights(detach=True)), y), len(x)))
-        self.log_losses("shared_train_loss", train_losses, what="shared_train_loss")
-        self.log_losses("arch_val_loss", val_losses, what="arch_val_loss")
+        self.log_losses("shared_train_loss", train_losses)
+        self.log_losses("arch_val_loss", val_losses)
         self.points.append((curve_key("shared_lr"), lr, self.shared_step))
         self.points.append((curve_key("arch_entropy"), self.architecture.entropy(), self.epoch + 1))
         if seen:

@@ -119,7 +119,7 @@ class SupernetPhase:
         for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
             (flat, _), = source.draw(self.rng, 1)
             losses.append(self.weight_step(lambda: loss_fn(self.supernet(x, self.config(flat)), y), len(x)))
-        self.log_losses("shared_train_loss", losses, what="train loss")
+        self.log_losses("shared_train_loss", losses)
         self.points.append((curve_key("shared_lr"), lr, self.shared_step))
 
     def start_epoch(self):
@@ -141,13 +141,13 @@ class SupernetPhase:
         self.compute["samples_trained"] += rows
         return loss.detach(), self.shared_step
 
-    def log_losses(self, name: str, losses, *, what: str) -> None:
+    def log_losses(self, name: str, losses) -> None:
         """``(loss, step)`` pairs as curve points, read once per epoch (one synchronisation); a
         non-finite loss stops the phase."""
         for loss, step in losses:
             value = float(loss)
             if not math.isfinite(value):
-                raise FloatingPointError(f"the supernet's {what} is {value} at epoch {self.epoch + 1}")
+                raise FloatingPointError(f"the supernet's {name} is {value} at epoch {self.epoch + 1}")
             self.points.append((curve_key(name), value, step))
 
     def train_controller(self) -> None:
