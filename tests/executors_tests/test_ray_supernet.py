@@ -10,7 +10,8 @@ from nasforge.strategies.oneshot.phase_options import TOP_ATTR
 
 ray = pytest.importorskip("ray")
 
-TINY = {"supernet_epochs": 2, "controller_steps": 2, "controller_batch": 4, "candidates": 12}
+TINY = {"supernet_epochs": 2, "controller_steps": 2, "controller_batch": 4, "candidates": 12, "finalists": 3,
+        "finetune_epochs": 1}
 OPTIONS = {"enas": TINY, "darts": {"supernet_epochs": 1, "candidates": 8}}
 
 

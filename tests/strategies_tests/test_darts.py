@@ -78,6 +78,7 @@ def test_darts_from_the_cli_on_the_rnn_cell(store, capsys):
     ({"objective": ["val_accuracy", "n_params"]}, "'darts' handles a single objective"),
     ({"strategy_options": {"controller_lr": 0.1}}, "strategy 'darts' has no option 'controller_lr': it learns"),
     ({"strategy_options": {"eval_batch_size": 64}}, "no option 'eval_batch_size'"),
+    ({"strategy_options": {"finalists": 3}}, "ranks its picks by those parameters"),
     ({"strategy_options": {"arch_lr": 0}}, "arch_lr must be a positive number"),
     ({"strategy_options": {"warmup_epochs": 40}}, "the architecture parameters needs epochs"),
     ({"strategy": "enas", "strategy_options": {"arch_lr": 0.1}}, "strategy 'enas' has no option 'arch_lr'"),

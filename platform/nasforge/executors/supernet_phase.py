@@ -91,7 +91,9 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     except Exception as exc:
         tracker.end_run(run_id, "FAILED", tags={"status_reason": f"{type(exc).__name__}: {exc}"[:1000]})
         raise
-    top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"]} for e in result["top"]]
+    finetuned = f"finetuned_{result['metric'].removeprefix('shared_')}"
+    top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"],
+            **({"finetuned_score": e[finetuned]} if finetuned in e else {})} for e in result["top"]]
     if len(top) < spec.trials:
         print(f"nasforge: the supernet phase's {options.candidates} draws hold only {len(top)} distinct "
               f"architectures; {len(top)} are retrained, not trials={spec.trials} (a small space, or raise "
@@ -100,7 +102,8 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     best = result["candidates"][0] if result["candidates"] else {}
     metrics = {f"phase_{k}": float(v) for k, v in compute.items()}
     metrics.update({f"best_{result['metric']}": best.get(result["metric"], float("nan")),
-                    "n_candidates": len(result["candidates"])})
+                    "n_candidates": len(result["candidates"]),
+                    **({f"best_{finetuned}": best[finetuned]} if finetuned in best else {})})
     tracker.log(run_id, metrics=metrics, tags={"top_architecture": json.dumps(top[0]["params"]) if top else "",
                                                **result.get("worker_tags", {})})
     tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,

@@ -20,14 +20,15 @@ TOP_ATTR, RANK_ATTR = "oneshot:top", "oneshot:rank"
 SHARED_OPTIMIZERS = ("sgd", "adam")
 # Options only some strategies have; the others refuse them rather than ignore them.
 CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size")
-SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size")   # enas, rsws: scored draws
+SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size",   # enas, rsws: scored draws,
+                "finalists", "finetune_epochs", "finetune_lr")                # ranked by their scores
 DARTS_ONLY = ("arch_lr", "arch_weight_decay")
 NOT_FOR = {"enas": DARTS_ONLY, "rsws": (*CONTROLLER_ONLY, "warmup_epochs", *DARTS_ONLY),
            "darts": (*CONTROLLER_ONLY, *SAMPLED_ONLY)}
 WHY_NOT = {"enas": "it trains a controller by REINFORCE, not architecture parameters by gradient (strategy='darts' has)",
            "rsws": "it draws architectures uniformly and trains no controller (strategy='enas' has)",
            "darts": "it learns architecture parameters by gradient, one step per train minibatch, with no controller "
-                    "and no scored draws (strategy='enas' has)"}
+                    "and no scored draws, and ranks its picks by those parameters (strategy='enas' has)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +40,8 @@ class PhaseOptions:
     weights; (b) ``controller_steps`` REINFORCE updates of the controller, each on the rewards
     (shared-weight accuracy on a validation minibatch) of ``controller_batch`` drawn architectures.
     RS-WS (Li & Talwalkar 2019) does the same with uniform draws and no controller; it still scores
-    the same number of drawn architectures per epoch, for its curves and an equal budget. DARTS (Liu
+    the same number of drawn architectures per epoch, for its curves and an equal budget. Both end
+    by scoring ``candidates`` draws and fine-tuning the ``finalists`` best before ranking. DARTS (Liu
     et al. 2019) trains the relaxed supernet instead, one step on ``alpha`` (a validation minibatch)
     before each weight step, with the shared weights' options and the ``arch_*`` ones.
     """
@@ -64,6 +66,9 @@ class PhaseOptions:
     controller_hidden_size: int = 35    # the LSTM (Zoph & Le: 35 units; ENAS: 100)
     candidates: int = 100               # architectures drawn and scored at the end (ENAS: 10 on one minibatch)
     rate_samples: int = 2048            # validation rows each candidate is scored on (at most)
+    finalists: int = 10                 # enas, rsws: the best-scored candidates fine-tuned before the final ranking
+    finetune_epochs: int = 2            # epochs each finalist trains on its own path from the shared weights; 0: none
+    finetune_lr: float = 0.01           # SGD (the shared weights' momentum and L2), constant
     arch_lr: float = 3e-3               # darts: Adam on alpha (DARTS: 3e-4 over ~20k steps; here ~2k)
     arch_weight_decay: float = 1e-3     # darts: L2 on alpha (DARTS: 1e-3)
 
@@ -90,11 +95,11 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
             except ValueError:
                 pass
         if kind == "int":
-            low = 0 if key in ("controller_steps", "warmup_epochs") else 1
+            low = 0 if key in ("controller_steps", "warmup_epochs", "finetune_epochs") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"strategy {strategy!r}: {key} must be an integer >= {low}, got {value!r}")
         elif kind == "float":
-            positive = key in ("shared_lr", "controller_lr", "grad_clip", "arch_lr")
+            positive = key in ("shared_lr", "controller_lr", "grad_clip", "arch_lr", "finetune_lr")
             bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             if bad or value < 0 or (positive and value == 0) or (key in ("baseline_decay", "shared_momentum")
                                                                    and value >= 1):

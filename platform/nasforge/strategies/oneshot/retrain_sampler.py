@@ -5,7 +5,8 @@ attribute ``oneshot:top``. Each trial then takes the best one no other trial hol
 finished and counted (an interrupted trial gives its architecture back, so a resumed search retrains
 it) -- and is trained from scratch like any other trial: same trial function, pruner, executor and
 MLflow run. The trial records which one it took (system attribute ``oneshot:rank``; user attributes
-``shared_rank``, ``shared_score`` and ``shared_source``: argmax or sample).
+``shared_rank``, ``shared_score``, ``shared_source``: argmax or sample, and ``finetuned_score`` for a
+fine-tuned finalist).
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class TopArchitecturesSampler(BaseSampler):
             storage.set_trial_system_attr(trial._trial_id, RANK_ATTR, rank)
             pick = top[rank]
             for key, value in (("shared_rank", rank), ("shared_score", pick.get("score")),
-                               ("shared_source", pick.get("source"))):
-                storage.set_trial_user_attr(trial._trial_id, key, value)
+                               ("shared_source", pick.get("source")), ("finetuned_score", pick.get("finetuned_score"))):
+                if value is not None:
+                    storage.set_trial_user_attr(trial._trial_id, key, value)
         return {name: value for name, value in pick["params"].items() if name in search_space}
 
     def sample_independent(self, study, trial, param_name, param_distribution):
