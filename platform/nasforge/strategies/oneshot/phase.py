@@ -13,14 +13,12 @@ ICML 2018, Sec. 2.2 and 3): each epoch
 
 At the end it draws ``candidates`` architectures from the trained policy, adds the most probable
 one (the argmax), drops duplicates and scores each with the shared weights on (up to
-``rate_samples`` rows of) the validation split. The ``finalists`` best then train for
-``finetune_epochs`` each, on their own path, from a copy of the shared weights, and are ranked by
-their score after it: shared weights rank the better half of the space barely above chance (on
-MNIST-1D, Kendall tau -0.15 to 0.12 among the better half of 100 random CNNs; -0.01 to 0.30 after
-two epochs of fine-tuning; ``docs/weight_sharing.md``), the finalists' fine-tuning -- Once-for-All's
-fine-tuning of its sub-networks (Cai et al. 2020, Sec. 3.3), here before the choice -- sharpens it.
-The ``top`` best -- the argmax always among them -- are retrained from scratch as ordinary trials
-(ENAS retrains the best of its samples).
+``rate_samples`` rows of) the validation split. With ``finetune_epochs`` (off by default), the
+``finalists`` best then train that many epochs each, on their own path, from a copy of the shared
+weights, and are ranked by their score after it (Once-for-All fine-tunes its sub-networks after
+inheriting the shared weights, Cai et al. 2020): it sharpens the supernet's ranking, not -- on
+MNIST-1D, measured -- the picks (``docs/weight_sharing.md``). The ``top`` best -- the argmax always
+among them -- are retrained from scratch as ordinary trials (ENAS retrains the best of its samples).
 
 RS-WS (Li & Talwalkar, "Random Search and Reproducibility for Neural Architecture Search", UAI
 2019): the same, with every architecture drawn uniformly and no controller; its candidates are
@@ -250,6 +248,7 @@ class SupernetPhase:
 
     @property
     def past_deadline(self) -> bool:
+        """Whether the search's ``timeout`` has passed."""
         return self.job.deadline is not None and time.time() >= self.job.deadline
 
     def score_candidates(self, drawn) -> tuple[list[dict[str, Any]], str]:
