@@ -7,18 +7,23 @@ space, trained stand-alone for the space's budget. Printed side by side: mean sh
 accuracy, mean stand-alone accuracy, their ratio, and the Kendall tau between the two (how far the
 supernet's ranking can be trusted, Yu et al. 2020). Each ``--fix`` row trains another supernet on the
 space with one choice fixed (a choice to its first value, ``n_blocks`` to the deepest): the rise in shared accuracy over the whole space's
-row is what sharing that choice costs.
+row is what sharing that choice costs. ``--finetune-epochs N`` adds a row for the same paths scored
+after ``N`` epochs of fine-tuning each from the shared weights (the phase's ``finetune_epochs``
+option); "top-half tau" is the tau among the paths whose stand-alone accuracy is above the median --
+how well the supernet tells the best from the good.
 
 Usage::
 
     python benchmarks/supernet_accuracy.py                          # cnn/mnist1d, 40 epochs, 30 paths (~5 min)
     python benchmarks/supernet_accuracy.py --supernet-epochs 20 --fix kernel_size,pool,filters,n_blocks
+    python benchmarks/supernet_accuracy.py --paths 60 --finetune-epochs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import sys
 import tempfile
@@ -65,6 +70,7 @@ def main() -> None:
     parser.add_argument("--supernet-epochs", type=int, default=40)
     parser.add_argument("--paths", type=int, default=30)
     parser.add_argument("--fix", default="", help="comma-separated choices to fix, one supernet each")
+    parser.add_argument("--finetune-epochs", type=int, default=0, help="also score the paths after fine-tuning")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import numpy as np
@@ -88,7 +94,15 @@ def main() -> None:
     x, y = torch.as_tensor(task.x_val), torch.as_tensor(task.y_val)
     print(f"{args.family}/{args.task}, space {family.supernet_space}, RS-WS supernet {args.supernet_epochs} epochs, "
           f"{args.paths} uniform paths, seed {args.seed}")
-    print(f"{'supernet of':<24} {'shared acc':>10} {'stand-alone':>11} {'ratio':>6} {'tau':>6} {'CPU s':>6}")
+    print(f"{'supernet of':<24} {'shared acc':>10} {'stand-alone':>11} {'ratio':>6} {'tau':>6} {'top-half tau':>12} "
+          f"{'CPU s':>6}")
+
+    def compared(scores, alone) -> str:
+        upper = [i for i, a in enumerate(alone) if a > np.median(alone)]
+        top_tau = kendalltau([scores[i] for i in upper], [alone[i] for i in upper]).statistic
+        return (f" {np.mean(alone):>11.3f} {np.mean(scores) / np.mean(alone):>6.3f} "
+                f"{kendalltau(scores, alone).statistic:>6.3f} {top_tau:>12.3f}")
+
     for name in ["", *filter(None, args.fix.split(","))]:
         space = SearchSpace.from_dict({**fixed(raw, name), "family": args.family}) if name else base
         with tempfile.TemporaryDirectory(prefix="nasforge-sa-") as folder:
@@ -101,13 +115,20 @@ def main() -> None:
         with torch.no_grad():
             shared = [float((supernet(x, family.make_config(c)).argmax(1) == y).float().mean()) for c in configs]
         row = f"{'the whole space' if not name else name + ' fixed':<24} {np.mean(shared):>10.3f}"
-        if not name:
-            alone = [fit_once(family, task, c, space.budget, seed=args.seed)[1]["val_accuracy"] for c in configs]
-            tau = kendalltau(shared, alone).statistic
-            row += f" {np.mean(alone):>11.3f} {np.mean(shared) / np.mean(alone):>6.3f} {tau:>6.3f}"
-        else:
-            row += f" {'':>11} {'':>6} {'':>6}"
-        print(row + f" {cpu:>6.0f}", flush=True)
+        if name:
+            print(row + f" {'':>11} {'':>6} {'':>6} {'':>12} {cpu:>6.0f}", flush=True)
+            continue
+        alone = [fit_once(family, task, c, space.budget, seed=args.seed)[1]["val_accuracy"] for c in configs]
+        print(row + compared(shared, alone) + f" {cpu:>6.0f}", flush=True)
+        if args.finetune_epochs:
+            runner.options = dataclasses.replace(runner.options, finetune_epochs=args.finetune_epochs)
+            entries = [{"params": flat} for flat in paths]
+            cpu = time.process_time()
+            runner.finetune(entries)
+            tuned = [e["finetuned_reward"] for e in entries]
+            label = f"fine-tuned {args.finetune_epochs} epochs"
+            print(f"{label:<24} {np.mean(tuned):>10.3f}" + compared(tuned, alone)
+                  + f" {time.process_time() - cpu:>6.0f}", flush=True)
     print(f"({time.time() - started:.0f} s wall; command: python benchmarks/supernet_accuracy.py {' '.join(sys.argv[1:])})")
 
 

@@ -31,8 +31,11 @@ Usage::
     python benchmarks/weight_sharing.py                       # quick: 2 seeds, N = 10/20, ~10 min on 2 cores
     python benchmarks/weight_sharing.py --full                # 5 seeds, N = 50/100, 20 epochs (hours on 2 cores)
     python benchmarks/weight_sharing.py --seeds 3 --multi 50,100 --random 100 --budget 20 --jobs 2
+    python benchmarks/weight_sharing.py --full --methods enas,rsws --option finetune_epochs=2 --only-weight-sharing
 
-Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes.
+Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
+passes a strategy option to the weight-sharing methods; ``--only-weight-sharing`` leaves out the
+multi-trial rows, the Kendall tau and the goal lines (minutes instead of hours, for comparing options).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def run_seed(args, seed: int) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     multi = sorted(int(n) for n in args.multi.split(","))
     out: dict = {"rows": {}, "tau": {}}
-    options = {"supernet_epochs": args.supernet_epochs}
+    options = {"supernet_epochs": args.supernet_epochs, **args.options}
     with tempfile.TemporaryDirectory(prefix="nasforge-ws-") as folder:
         # warm up (imports, the task, the stores) so that no method pays for it in its CPU seconds
         search("random", args=argparse.Namespace(**{**vars(args), "budget": 1}), seed=seed, trials=1,
@@ -151,6 +154,8 @@ def run_seed(args, seed: int) -> dict:
                                    "val": best.values[0]}
             phases[method] = (result, run_id)
             print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
+        if args.only_weight_sharing:
+            return out
         result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder)
         ordered = sorted(result.trials, key=lambda t: t.number)
         for n in multi:
@@ -186,7 +191,8 @@ def mean_std(values) -> tuple[float, float]:
 def report(results: list[dict], args) -> None:
     rows = list(results[0]["rows"])
     print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
-          f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds")
+          f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds"
+          + (f", options {args.options}" if args.options else ""))
     print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
     for row in rows:
         test = mean_std([100 * r["rows"][row]["test"] for r in results])
@@ -194,6 +200,8 @@ def report(results: list[dict], args) -> None:
         cpu = mean_std([r["rows"][row]["cpu"] for r in results])
         print(f"{row:<20} {test[0]:>9.2f} +- {test[1]:<5.2f} {epochs[0]:>8.0f} +- {epochs[1]:<5.0f} "
               f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}")
+    if args.only_weight_sharing:
+        return
     for method in args.methods:
         taus = [r["tau"][method][0] for r in results]
         n = min(r["tau"][method][1] for r in results)
@@ -218,6 +226,13 @@ def report(results: list[dict], args) -> None:
               f"{darts - rsws:+.2f} from RS-WS")
 
 
+def yaml_value(text: str):
+    """``--option`` values as the CLI's ``--strategy-option`` reads them (2 -> int, 0.01 -> float)."""
+    import yaml
+
+    return yaml.safe_load(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full size: " + json.dumps(FULL))
@@ -233,8 +248,16 @@ def main() -> None:
     parser.add_argument("--methods", default="enas,rsws,darts",
                         help="weight-sharing methods (enas and rsws are needed for the goal lines)")
     parser.add_argument("--supernet-epochs", type=int)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a strategy option for the weight-sharing methods (repeatable), e.g. finetune_epochs=2")
+    parser.add_argument("--only-weight-sharing", action="store_true",
+                        help="leave out the multi-trial controller and random search (no tau, no goal lines)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
+    args.options = {}
+    for option in args.option:
+        key, _, value = option.partition("=")
+        args.options[key] = yaml_value(value)
     for key, value in (FULL if args.full else QUICK).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
