@@ -231,6 +231,8 @@ def test_a_timeout_ends_the_phase_early_and_still_retrains_a_pick(store, capsys)
     assert 1 <= epochs < 500 and run["status"] == "FINISHED"
     assert run["tags.status_reason"].startswith(f"timeout: stopped after epoch {epochs} of 500")
     assert f"stopped after epoch {epochs} of 500" in capsys.readouterr().err
+    top = result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
+    assert top and not any("finetuned_score" in p for p in top)   # past the timeout: no fine-tuning (TINY asks for it)
 
 
 def test_enas_warms_up_for_half_its_epochs_unless_told():
