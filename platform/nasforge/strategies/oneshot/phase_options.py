@@ -68,7 +68,7 @@ class PhaseOptions:
     rate_samples: int = 2048            # validation rows each candidate is scored on (at most)
     finetune_epochs: int = 0            # enas, rsws: epochs each finalist trains on its own path from the shared
                                         # weights before the final ranking; 0: none (docs/weight_sharing.md: it
-                                        # raised the ranking's tau, not the picks' accuracy, for +30% CPU)
+                                        # raised the ranking's tau, not the picks' accuracy, for +25-30% CPU)
     finalists: int = 10                 # the best-scored candidates fine-tuned
     finetune_lr: float = 0.01           # their SGD (the shared weights' momentum and L2), constant
     arch_lr: float = 3e-3               # darts: Adam on alpha (DARTS: 3e-4 over ~20k steps; here ~2k)
