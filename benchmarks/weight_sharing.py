@@ -226,13 +226,6 @@ def report(results: list[dict], args) -> None:
               f"{darts - rsws:+.2f} from RS-WS")
 
 
-def yaml_value(text: str):
-    """``--option`` values as the CLI's ``--strategy-option`` reads them (2 -> int, 0.01 -> float)."""
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full size: " + json.dumps(FULL))
@@ -254,10 +247,9 @@ def main() -> None:
                         help="leave out the multi-trial controller and random search (no tau, no goal lines)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
-    args.options = {}
-    for option in args.option:
-        key, _, value = option.partition("=")
-        args.options[key] = yaml_value(value)
+    from nasforge.cli import key_values
+
+    args.options = key_values(args.option, "--option")   # read as the CLI's --strategy-option
     for key, value in (FULL if args.full else QUICK).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

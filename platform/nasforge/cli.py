@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from nasforge.errors import NasforgeError
 
 
-def _options(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
+def key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
     """``key=value`` pairs; values parsed as YAML scalars (numbers, booleans, strings)."""
     import yaml
 
@@ -82,16 +82,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     objective = _objectives(args.objective, args.direction)
     result = search(
         args.family, task=args.task, data=_data(args), target=args.target, kind=args.kind,
-        data_options=_options(args.data_option, "--data-option") or None, space=args.space, pruner=args.pruner,
+        data_options=key_values(args.data_option, "--data-option") or None, space=args.space, pruner=args.pruner,
         strategy=args.strategy[0] if args.strategy and len(args.strategy) == 1 else args.strategy,
         objective=objective, budget=args.budget, trials=args.trials, seed=args.seed, timeout=args.timeout,
         n_jobs=args.n_jobs, tracking_uri=args.tracking_uri, experiment=args.experiment,
         storage=args.storage, study_name=args.study_name, resume=args.resume, run_dir=args.run_dir, plots=not args.no_plots,
-        strategy_options=_options(args.strategy_option, "--strategy-option"),
-        pruner_options=_options(args.pruner_option, "--pruner-option"), progress=not args.quiet,
+        strategy_options=key_values(args.strategy_option, "--strategy-option"),
+        pruner_options=key_values(args.pruner_option, "--pruner-option"), progress=not args.quiet,
         backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, scheduler=args.scheduler,
-        scheduler_options=_options(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
+        scheduler_options=key_values(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
         runtime_env=_runtime_env(args.runtime_env),
     )
     print_summary(result, top=args.top)

@@ -91,7 +91,7 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     except Exception as exc:
         tracker.end_run(run_id, "FAILED", tags={"status_reason": f"{type(exc).__name__}: {exc}"[:1000]})
         raise
-    finetuned = f"finetuned_{result['metric'].removeprefix('shared_')}"
+    finetuned = result.get("finetuned_metric")   # the finalists' score, when they were fine-tuned
     top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"],
             **({"finetuned_score": e[finetuned]} if finetuned in e else {})} for e in result["top"]]
     if len(top) < spec.trials:

@@ -134,7 +134,7 @@ class SupernetPhase:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.supernet.train()
-        return lr, (nn.functional.cross_entropy if self.classification else nn.functional.mse_loss)
+        return lr, self._loss_fn
 
     def weight_step(self, loss_of, rows: int) -> tuple[torch.Tensor, int]:
         """One step of the shared weights on ``loss_of()`` (clipped); ``(the loss, its step)``."""
@@ -201,8 +201,9 @@ class SupernetPhase:
             for entry in candidates:
                 entry["log_prob"] = self.paths.log_prob(entry["params"])
         ranked = sorted(candidates, key=lambda e: -e["reward"])
+        finetuned = None
         if options.finetune_epochs and not self.past_deadline:
-            self.finetune(ranked[:options.finalists])
+            finetuned = self.finetune(ranked[:options.finalists])
 
         def order(entry):   # the fine-tuned finalists first
             return (0, -entry["finetuned_reward"]) if "finetuned_reward" in entry else (1, -entry["reward"])
@@ -213,29 +214,29 @@ class SupernetPhase:
             top = sorted(top[:-1] + [next(e for e in ranked if e["source"] == "argmax")], key=order)
         for rank, entry in enumerate(ranked):
             entry["rank"] = rank
-        return {"top": top, "candidates": ranked, "metric": name}
+        return {"top": top, "candidates": ranked, "metric": name,
+                **({"finetuned_metric": finetuned} if finetuned else {})}
 
-    def finetune(self, finalists) -> None:
+    def finetune(self, finalists) -> str:
         """Train each finalist for ``finetune_epochs`` on its own path, from a copy of the shared weights
         (SGD at ``finetune_lr``, the shared weights' momentum, L2 and clipping; seeded), and score it on
-        the rating rows again: ``finetuned_reward`` and ``finetuned_<metric>`` in its entry."""
+        the rating rows again: ``finetuned_reward`` and ``finetuned_<metric>`` in its entry; returns
+        that metric's name."""
         options = self.options
         x, y = self._rating_rows()
         shared = copy.deepcopy(self.supernet.state_dict())
         scratch = copy.deepcopy(self.supernet)
-        loss_fn = nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
         name = "finetuned_val_accuracy" if self.classification else "finetuned_val_loss"
         for index, entry in enumerate(finalists):
             scratch.load_state_dict(shared)
-            optimizer = torch.optim.SGD(scratch.parameters(), lr=options.finetune_lr, momentum=options.shared_momentum,
-                                        nesterov=options.shared_momentum > 0, weight_decay=options.shared_weight_decay)
+            optimizer = self._sgd(scratch.parameters(), options.finetune_lr)
             generator = torch.Generator().manual_seed(self.job.seed * 1000 + index)
             config = self.config(entry["params"])
             scratch.train()
             for _ in range(options.finetune_epochs):
                 for xb, yb in self.train_split.batches(options.batch_size, generator):
                     optimizer.zero_grad(set_to_none=True)
-                    loss_fn(scratch(xb, config), yb).backward()
+                    self._loss_fn(scratch(xb, config), yb).backward()
                     nn.utils.clip_grad_norm_(scratch.parameters(), options.grad_clip)
                     optimizer.step()
                     self.compute["samples_trained"] += len(xb)
@@ -245,6 +246,7 @@ class SupernetPhase:
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"finetuned_reward": reward if math.isfinite(reward) else -math.inf, name: score})
+        return name
 
     @property
     def past_deadline(self) -> bool:
@@ -308,8 +310,17 @@ class SupernetPhase:
         o = self.options
         if o.shared_optimizer == "adam":
             return torch.optim.Adam(self.supernet.parameters(), lr=o.shared_lr, weight_decay=o.shared_weight_decay)
-        return torch.optim.SGD(self.supernet.parameters(), lr=o.shared_lr, momentum=o.shared_momentum,
-                               nesterov=o.shared_momentum > 0, weight_decay=o.shared_weight_decay)
+        return self._sgd(self.supernet.parameters(), o.shared_lr)
+
+    def _sgd(self, parameters, lr: float):
+        """ENAS's SGD: Nesterov momentum ``shared_momentum`` and L2 ``shared_weight_decay``."""
+        o = self.options
+        return torch.optim.SGD(parameters, lr=lr, momentum=o.shared_momentum, nesterov=o.shared_momentum > 0,
+                               weight_decay=o.shared_weight_decay)
+
+    @property
+    def _loss_fn(self):
+        return nn.functional.cross_entropy if self.classification else nn.functional.mse_loss
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
