@@ -111,19 +111,25 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         obj = spec.objectives[0]
         sign = -1 if obj.direction == "maximize" else 1
         ranked = result.best_trials if spec.multi_objective else sorted(done, key=lambda t: sign * t.values[0])
+        shared = any("shared_score" in t.user_attrs for t in ranked[:top])   # a weight-sharing search's picks
         headers = ["trial"] + (["strategy"] if spec.side_by_side else []) + [o.metric for o in spec.objectives] \
-            + ["n_params", "params"]
+            + (["shared"] if shared else []) + ["n_params", "params"]
         rows = []
         for t in ranked[:top]:
             params = json.dumps(spec.space.config_from_flat(t.params), separators=(",", ":"))
             metrics = t.user_attrs.get("metrics", {})
+            score = t.user_attrs.get("shared_score")
             rows.append([str(t.number)] + ([str(t.user_attrs.get("strategy", ""))] if spec.side_by_side else [])
-                        + [f"{v:.4f}" for v in t.values] + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
+                        + [f"{v:.4f}" for v in t.values] + ([_score(score)] if shared else [])
+                        + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
         title = "Pareto front" if spec.multi_objective else f"best {min(top, len(ranked))} trials"
         print(title + ":", file=file)
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
         for row in [headers] + rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)), file=file)
+        if shared:
+            print("  (shared: the pick's score with the supernet's shared weights, by which the phase ranked it; "
+                  "docs/weight_sharing.md, 'What to trust')", file=file)
         if result.test_metrics:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
             print(f"best trial {result.best_trial.number} on the test split: {shown}", file=file)
@@ -136,6 +142,10 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     print(f"open the UI: {result.ui_command}", file=file)
     print(f"  then this search: {result.ui_url()}", file=file)
     print(f"  its experiment:   {result.experiment_url()}", file=file)
+
+
+def _score(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

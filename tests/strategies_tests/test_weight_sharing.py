@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import torch
 
 import nasforge
 from conftest import runs_of
-from nasforge.cli import main
+from nasforge.cli import main, print_summary
 from nasforge.data.tasks import load_task
 from nasforge.errors import ConfigError, NasforgeError, SpecError
 from nasforge.family import NullReporter
@@ -58,6 +59,17 @@ def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store
         assert result.spec.space.config_from_flat(trial.params)["lr"] == 3e-3
     assert result.best_value == max(t.values[0] for t in trials) > 0.5   # chance is 0.1
     assert isinstance(result.best_model(), torch.nn.Module) and result.test_metrics["test_accuracy"] > 0.5
+    # the leaderboard and the summary table say which pick each trial retrained and its shared score
+    board = result.leaderboard().set_index("trial")
+    assert [board.loc[t.number, "shared_score"] for t in trials] == [p["score"] for p in top]
+    assert [board.loc[t.number, "shared_rank"] for t in trials] == [0, 1, 2]
+    summary = io.StringIO()
+    print_summary(result, file=summary)
+    lines = summary.getvalue().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["trial"])
+    assert lines[header].split()[:3] == ["trial", "val_accuracy", "shared"]
+    shown = {int(line.split()[0]): line.split()[2] for line in lines[header + 1:header + 4]}
+    assert shown == {t.number: f"{t.user_attrs['shared_score']:.4f}" for t in trials}
 
     children = _children(store, "mlp-digits", result.parent_run_id)
     supernet = children[children["tags.phase"] == "supernet"]

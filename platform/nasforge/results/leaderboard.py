@@ -9,6 +9,8 @@ from nasforge.spec.space import flatten
 from nasforge.strategies.shares import strategy_of
 
 STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
+# What a weight-sharing search's retraining trial says of its pick (strategies/oneshot/retrain_sampler.py).
+PICK_ATTRS = ("shared_rank", "shared_score", "finetuned_score")
 
 
 def leaderboard(result):
@@ -24,6 +26,7 @@ def leaderboard(result):
         row: dict[str, Any] = {"trial": trial.number, "strategy": strategy_of(trial, spec), "state": trial.state.name}
         for i, objective in enumerate(spec.objectives):
             row[objective.metric] = trial.values[i] if trial.values else math.nan
+        row.update({key: trial.user_attrs[key] for key in PICK_ATTRS if key in trial.user_attrs})
         params = trial.user_attrs.get("final_params", trial.params)
         row.update(flatten(spec.space.config_from_flat(params)))
         row["n_params"] = metrics.get("n_params", math.nan)
