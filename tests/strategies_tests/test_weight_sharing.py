@@ -365,31 +365,43 @@ KILLED = textwrap.dedent("""
 """)
 
 
-def _checkpoint_epoch(store) -> int:
-    """The epoch of the killed search's last supernet checkpoint (0 before there is one)."""
-    try:
-        study = optuna.load_study(study_name="killed", storage=store["storage"])
-        run_id = study._storage.get_study_system_attrs(study._study_id).get("oneshot:run_id")
-        if run_id is None:
+class _Checkpoints:
+    """The killed search's last supernet checkpoint epoch (0 before there is one). The study and the
+    MLflow client are opened once, when they exist: a look then costs ~30 ms, so no epoch of a phase
+    that runs ~10 per second goes unseen (opening both for each look took up to 2 s under load)."""
+
+    def __init__(self, store):
+        self.store, self.study, self.tracker = store, None, None
+
+    def epoch(self) -> int:
+        try:
+            if self.study is None:
+                self.study = optuna.load_study(study_name="killed", storage=self.store["storage"])
+            run_id = self.study._storage.get_study_system_attrs(self.study._study_id).get("oneshot:run_id")
+            if run_id is None:
+                return 0
+            if self.tracker is None:
+                self.tracker = Tracker(tracking_uri=self.store["tracking_uri"], experiment_id="0")
+            tag = self.tracker.get_run(run_id).data.tags
+            return json.loads(tag.get("supernet_checkpoint", '{"epoch": 0}'))["epoch"]
+        except Exception:   # not created yet, or the writer holds the lock: look again
             return 0
-        tag = Tracker(tracking_uri=store["tracking_uri"], experiment_id="0").get_run(run_id).data.tags
-        return json.loads(tag.get("supernet_checkpoint", '{"epoch": 0}'))["epoch"]
-    except Exception:   # not created yet, or the writer holds the lock: look again
-        return 0
 
 
 def test_a_supernet_phase_killed_with_sigkill_continues_from_its_checkpoint(store):
-    options = {"supernet_epochs": 20, "controller_steps": 1, "controller_batch": 2, "candidates": 4}
+    epochs = 60   # ~6 s: the window in which the kill must land
+    options = {"supernet_epochs": epochs, "controller_steps": 1, "controller_batch": 2, "candidates": 4}
     script = KILLED.format(options=options, uri=store["tracking_uri"], storage=store["storage"])
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    checkpoints = _Checkpoints(store)
     deadline = time.time() + 180
-    while _checkpoint_epoch(store) < 2 and proc.poll() is None and time.time() < deadline:
+    while checkpoints.epoch() < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    killed_at = _checkpoint_epoch(store)
-    assert 2 <= killed_at < 20
+    killed_at = _Checkpoints(store).epoch()
+    assert 2 <= killed_at < epochs
 
     result = nasforge.search("mlp", task="digits", strategy="enas", trials=1, budget=1, seed=0, study_name="killed",
                              strategy_options=options, resume=True, **store)
@@ -397,8 +409,8 @@ def test_a_supernet_phase_killed_with_sigkill_continues_from_its_checkpoint(stor
     runs = runs_of(store["tracking_uri"], "mlp-digits")
     phase = runs[runs["tags.phase"] == "supernet"]
     assert len(phase) == 1 and phase.iloc[0]["status"] == "FINISHED"
-    assert json.loads(phase.iloc[0]["tags.supernet_checkpoint"])["epoch"] == 20
+    assert json.loads(phase.iloc[0]["tags.supernet_checkpoint"])["epoch"] == epochs
     client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=result.experiment_id).client
     steps = sorted(m.step for m in client.get_metric_history(phase.iloc[0]["run_id"], "curve/shared_train_loss"))
     per_epoch = math.ceil(len(load_task("digits", 0).x_train) / 32)
-    assert steps[-1] == 20 * per_epoch and len(steps) >= 20 * per_epoch   # no epoch lost (a half-done one is redone)
+    assert steps[-1] == epochs * per_epoch and len(steps) >= epochs * per_epoch   # no epoch lost (a half-done one is redone)
