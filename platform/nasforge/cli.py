@@ -119,8 +119,9 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
             params = json.dumps(spec.space.config_from_flat(t.params), separators=(",", ":"))
             metrics = t.user_attrs.get("metrics", {})
             score = t.user_attrs.get("shared_score")
+            score = [f"{score:.4f}" if score is not None else "-"] if shared else []
             rows.append([str(t.number)] + ([str(t.user_attrs.get("strategy", ""))] if spec.side_by_side else [])
-                        + [f"{v:.4f}" for v in t.values] + ([_score(score)] if shared else [])
+                        + [f"{v:.4f}" for v in t.values] + score
                         + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
         title = "Pareto front" if spec.multi_objective else f"best {min(top, len(ranked))} trials"
         print(title + ":", file=file)
@@ -142,10 +143,6 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     print(f"open the UI: {result.ui_command}", file=file)
     print(f"  then this search: {result.ui_url()}", file=file)
     print(f"  its experiment:   {result.experiment_url()}", file=file)
-
-
-def _score(value) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
