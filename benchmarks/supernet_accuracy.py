@@ -12,7 +12,8 @@ after ``N`` epochs of fine-tuning each from the shared weights (the phase's ``fi
 option); "top-half tau" is the tau among the paths whose stand-alone accuracy is above the median --
 how well the supernet tells the best from the good -- and "top-5 alone" the mean stand-alone accuracy of
 the 5 best-scored paths (what a search that retrains 5 picks draws from; the last line prints the best 5
-and the top half's mean). ``--retrain-seed S`` adds the ceiling: the same paths trained stand-alone
+and the top half's mean). Two rows rank the paths with no training at all, by the stand-alone network's
+forward FLOPs and by its parameter count (``zero_cost.py``): what a supernet's ranking must beat. ``--retrain-seed S`` adds the ceiling: the same paths trained stand-alone
 again from another initialisation, ranked against the first training (how far two stand-alone runs
 agree -- no score can agree with one run better than another run does). "CPU s" is what a row's scores
 cost: the supernet phase, the fine-tuning, the second stand-alone training.
@@ -23,6 +24,7 @@ Usage::
     python benchmarks/supernet_accuracy.py --supernet-epochs 20 --fix kernel_size,pool,filters,n_blocks
     python benchmarks/supernet_accuracy.py --paths 60 --finetune-epochs 2
     python benchmarks/supernet_accuracy.py --paths 90 --retrain-seed 100
+    python benchmarks/supernet_accuracy.py --paths 120 --dump paths.jsonl     # each path's scores, for analysis
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=0, help="also score the paths after fine-tuning")
     parser.add_argument("--retrain-seed", type=int, default=None,
                         help="also train the paths stand-alone from this seed, ranked against the first training")
+    parser.add_argument("--dump", metavar="FILE", help="write each path's parameters and scores as JSON lines")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import numpy as np
@@ -91,6 +95,9 @@ def main() -> None:
     from nasforge.stores.mlflow_runs import quiet_mlflow
     from nasforge.strategies.oneshot.paths import UniformPaths
     from nasforge.testing.fitting import fit_once
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import zero_cost
 
     torch.set_num_threads(1)
     quiet_mlflow()
@@ -105,11 +112,12 @@ def main() -> None:
     print(f"{'supernet of':<24} {'shared acc':>10} {'stand-alone':>11} {'ratio':>6} {'tau':>6} {'top-half tau':>12} "
           f"{'top-5 alone':>11} {'CPU s':>6}")
 
-    def compared(scores, alone) -> str:
+    def compared(scores, alone, accuracies: bool = True) -> str:
         upper = [i for i, a in enumerate(alone) if a > np.median(alone)]
         top_tau = kendalltau([scores[i] for i in upper], [alone[i] for i in upper]).statistic
-        picked = np.mean([alone[i] for i in np.argsort(scores)[::-1][:5]])
-        return (f" {np.mean(alone):>11.3f} {np.mean(scores) / np.mean(alone):>6.3f} "
+        picked = np.mean([alone[i] for i in np.argsort(scores, kind="stable")[::-1][:5]])
+        ratio = f"{np.mean(scores) / np.mean(alone):>6.3f}" if accuracies else f"{'':>6}"
+        return (f" {np.mean(alone):>11.3f} {ratio} "
                 f"{kendalltau(scores, alone).statistic:>6.3f} {top_tau:>12.3f} {picked:>11.4f}")
 
     for name in ["", *filter(None, args.fix.split(","))]:
@@ -129,6 +137,11 @@ def main() -> None:
             continue
         alone = [fit_once(family, task, c, space.budget, seed=args.seed)[1]["val_accuracy"] for c in configs]
         print(row + compared(shared, alone) + f" {cpu:>6.0f}", flush=True)
+        proxies = {}
+        for label, count in (("FLOPs (no training)", zero_cost.flops), ("parameters (no training)", zero_cost.n_params)):
+            cpu = time.process_time()
+            counted = proxies[count.__name__] = [count(family, task, space, flat) for flat in paths]
+            print(f"{label:<24} {'':>10}" + compared(counted, alone, accuracies=False) + f" {time.process_time() - cpu:>6.0f}", flush=True)
         if args.retrain_seed is not None:
             cpu = time.process_time()
             again = [fit_once(family, task, c, space.budget, seed=args.retrain_seed)[1]["val_accuracy"] for c in configs]
@@ -144,6 +157,13 @@ def main() -> None:
             label = f"fine-tuned {args.finetune_epochs} epochs"
             print(f"{label:<24} {np.mean(tuned):>10.3f}" + compared(tuned, alone)
                   + f" {time.process_time() - cpu:>6.0f}", flush=True)
+        if args.dump:
+            scores = {"shared": shared, "alone": alone, "again": again if args.retrain_seed is not None else None,
+                      "tuned": tuned if args.finetune_epochs else None, **proxies}
+            with open(args.dump, "w") as out:
+                for i, flat in enumerate(paths):
+                    row = {k: v[i] for k, v in scores.items() if v is not None}
+                    out.write(json.dumps({"seed": args.seed, "params": flat, **row}) + "\n")
         upper = [a for a in alone if a > np.median(alone)]
         print(f"stand-alone: the best 5 paths {np.mean(sorted(alone)[-5:]):.4f}, the top half {np.mean(upper):.4f}")
     print(f"({time.time() - started:.0f} s wall; command: python benchmarks/supernet_accuracy.py {' '.join(sys.argv[1:])})")

@@ -11,7 +11,11 @@ with its own MLflow store and Optuna storage in a temporary folder, for each see
   size cannot be summed with max/avg pooling's -- a subset of the others' space);
 * ``controller N``: the multi-trial RNN controller (``strategy="controller"``), N trained networks;
   the N = 50 row is the first 50 trials of the N = 100 run (the controller does not depend on N);
-* ``random N``: random search.
+* ``random N``: random search;
+* ``flops``: no supernet and no search -- the ``--top`` architectures with the most forward FLOPs
+  among as many uniform draws as an RS-WS phase rates, retrained the same way: the zero-cost
+  baseline (``zero_cost.py``; Abdelfattah et al. 2021). A supernet that cannot beat it has not
+  earned its training.
 
 A method's pick is its trial with the best validation accuracy; "test" is that network's test
 accuracy (mean +- std over seeds, %). Compute: "epochs" counts every epoch any network trained
@@ -24,7 +28,8 @@ validation accuracy) are scored again with the shared weights of that seed's RS-
 supernets (final checkpoint, same validation rows as the phase); tau is the rank correlation of
 the two scores over those networks -- how far the supernet's ranking can be trusted (Yu et al.
 2020, "Evaluating the Search Phase of Neural Architecture Search"). DARTS's row scores each network
-as a single path through its (mixture-trained) weights, over the networks its space holds.
+as a single path through its (mixture-trained) weights, over the networks its space holds. The
+FLOPs row ranks the same networks by their forward FLOPs.
 
 Usage::
 
@@ -51,6 +56,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zero_cost  # noqa: E402  (benchmarks/zero_cost.py)
 QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 20}
 FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 40}
 
@@ -129,11 +136,35 @@ def shared_scores(result, run_id: str, networks: list[dict]) -> list[float | Non
     return scores
 
 
+def flops_search(args, *, seed: int, folder: str):
+    """The zero-cost baseline: the ``--top`` architectures with the most FLOPs among as many uniform
+    draws as a phase rates (its ``candidates``), retrained as ordinary trials; its CPU seconds
+    include the counting."""
+    from nasforge.data.tasks import load_task
+    from nasforge.plugins import get_registry
+    from nasforge.spec.space import SearchSpace
+    from nasforge.strategies.oneshot.phase_options import PhaseOptions
+
+    started = time.process_time()
+    family = get_registry().get("family", args.family)
+    candidates = int(args.options.get("candidates", PhaseOptions().candidates))
+    picks = zero_cost.flops_picks(family, load_task(args.task, seed), SearchSpace.load(args.space), seed=seed,
+                                  candidates=candidates, top=args.top)
+    zero_cost.register_fixed_picks()
+    counting = time.process_time() - started
+    result, cpu = search("fixed-picks", args=args, seed=seed, trials=len(picks), folder=folder,
+                         options={"picks": picks}, name=f"flops-{seed}")
+    return result, cpu + counting
+
+
 def run_seed(args, seed: int) -> dict:
     """Every method on one seed; returns ``{row: {"test", "epochs", "cpu"}, "tau": {...}}``."""
     import optuna
     import torch
     from scipy.stats import kendalltau
+
+    from nasforge.data.tasks import load_task
+    from nasforge.plugins import get_registry
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -146,6 +177,13 @@ def run_seed(args, seed: int) -> dict:
                folder=folder, name="warm-up")
         phases = {}
         for method in args.methods:
+            if method == "flops":
+                result, cpu = flops_search(args, seed=seed, folder=folder)
+                best = pick(result, result.trials)
+                out["rows"][method] = {"test": test_accuracy(result, best), "cpu": cpu,
+                                       "epochs": epochs_of(result.trials), "val": best.values[0]}
+                print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
+                continue
             result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
             compute, run_id = phase_info(result)
             best = pick(result, result.trials)
@@ -178,6 +216,9 @@ def run_seed(args, seed: int) -> dict:
         for method, (phase_result, run_id) in phases.items():
             pairs = [(s, a) for s, a in zip(shared_scores(phase_result, run_id, networks), alone) if s is not None]
             out["tau"][method] = (float(kendalltau(*zip(*pairs)).statistic), len(pairs))
+        family, task = get_registry().get("family", args.family), load_task(args.task, seed)
+        counted = [zero_cost.flops(family, task, result.spec.space, flat) for flat in networks]
+        out["tau"]["flops"] = (float(kendalltau(counted, alone).statistic), len(alone))
         print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} cpu {cpu:.0f}s; "
               f"tau {out['tau']}", file=sys.stderr)
     return out
@@ -202,11 +243,12 @@ def report(results: list[dict], args) -> None:
               f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}")
     if args.only_weight_sharing:
         return
-    for method in args.methods:
+    for method in [m for m in args.methods if m != "flops"] + ["flops"]:
         taus = [r["tau"][method][0] for r in results]
         n = min(r["tau"][method][1] for r in results)
         tau = mean_std(taus)
-        print(f"Kendall tau, {method} shared-weight vs stand-alone validation accuracy over >= {n} networks: "
+        score = "FLOPs (no training)" if method == "flops" else f"{method} shared-weight"
+        print(f"Kendall tau, {score} vs stand-alone validation accuracy over >= {n} networks: "
               f"{tau[0]:.3f} +- {tau[1]:.3f}")
     multi = sorted(int(n) for n in args.multi.split(","))
     reference = f"controller N={multi[-1]}"
@@ -220,6 +262,9 @@ def report(results: list[dict], args) -> None:
     print(f"goal: ENAS compute <= 1/10 of {reference}: {ratio_epochs:.3f} of its epochs, {ratio_cpu:.3f} of its CPU s "
           f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
     print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
+    if "flops" in args.methods:
+        flops = mean_std([100 * r["rows"]["flops"]["test"] for r in results])[0]
+        print(f"FLOPs baseline (no supernet): {flops - ref:+.2f} points from {reference}, {flops - enas:+.2f} from ENAS")
     if "darts" in args.methods:
         darts = mean_std([100 * r["rows"]["darts"]["test"] for r in results])[0]
         print(f"DARTS: {darts - ref:+.2f} points from {reference}, {darts - enas:+.2f} from ENAS, "
@@ -238,8 +283,8 @@ def main() -> None:
     parser.add_argument("--random", type=int, help="trials of random search")
     parser.add_argument("--budget", type=int, help="epochs per network")
     parser.add_argument("--top", type=int, help="architectures ENAS / RS-WS / DARTS retrain")
-    parser.add_argument("--methods", default="enas,rsws,darts",
-                        help="weight-sharing methods (enas and rsws are needed for the goal lines)")
+    parser.add_argument("--methods", default="enas,rsws,darts,flops",
+                        help="weight-sharing methods and the FLOPs baseline (enas and rsws are needed for the goal lines)")
     parser.add_argument("--supernet-epochs", type=int)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a strategy option for the weight-sharing methods (repeatable), e.g. finetune_epochs=2")

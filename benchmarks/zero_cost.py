@@ -1,0 +1,83 @@
+"""Zero-cost rankings of architectures: what a weight-sharing score must beat to be worth its training.
+
+A network's forward FLOPs (and its parameter count) need no training at all. On NAS benchmarks
+they rank architectures about as well as the proposed zero-cost proxies and often as well as
+weight sharing (Abdelfattah et al. 2021, "Zero-Cost Proxies for Lightweight NAS", ICLR; White et al.
+2022, "A Deeper Look at Zero-Cost Proxies for Lightweight NAS", ICLR Blog Track), so the
+benchmarks print them next to the supernet's ranking. Used by ``supernet_accuracy.py`` and
+``weight_sharing.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from nasforge.hookspecs import hookimpl
+
+
+def flops(family, task, space, flat: Mapping[str, Any]) -> int:
+    """Forward FLOPs of the stand-alone network of architecture ``flat`` on one validation row
+    (``torch.utils.flop_counter``: matrix products and convolutions, 2 per multiply-add)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = family.build(family.make_config(space.config_from_flat(dict(flat))), task).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.as_tensor(task.x_val[:1]))
+    return int(counter.get_total_flops())
+
+
+def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
+    """Trainable parameters of the stand-alone network of architecture ``flat``."""
+    model = family.build(family.make_config(space.config_from_flat(dict(flat))), task)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def flops_picks(family, task, space, *, seed: int, candidates: int, top: int) -> list[dict[str, Any]]:
+    """The ``top`` architectures with the most FLOPs among ``candidates`` uniform draws of ``space``
+    (the draws an ``rsws`` phase rates, seeded alike), duplicates dropped: a search with no supernet."""
+    import json
+
+    import numpy as np
+
+    from nasforge.strategies.oneshot.paths import UniformPaths
+
+    drawn = UniformPaths(space=space).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
+    unique = {json.dumps(sorted(flat.items()), default=str): flat for flat, _ in drawn}
+    return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
+
+
+def register_fixed_picks() -> None:
+    """Register :class:`FixedPicks` in this process, once."""
+    from nasforge.plugins import get_registry, register
+
+    if "fixed-picks" not in get_registry().names("strategy"):
+        register(FixedPicks(), name="benchmark-fixed-picks")
+
+
+class FixedPicks:
+    """A plugin with strategy ``fixed-picks``: trial ``i`` trains ``picks[i]`` (``strategy_options={"picks": [...]}``),
+    so a list of architectures chosen outside nasforge trains through the same trial function as any search."""
+
+    @hookimpl
+    def register_strategies(self, register):
+        from nasforge.strategies.base import StrategyDef
+
+        register(StrategyDef(name="fixed-picks", create=_fixed_sampler, description="the given architectures, in order"))
+
+
+def _fixed_sampler(*, space, seed, n_objectives, picks):
+    from optuna.samplers import BaseSampler
+
+    class Sampler(BaseSampler):
+        def infer_relative_search_space(self, study, trial):
+            return space.to_optuna()
+
+        def sample_relative(self, study, trial, search_space):
+            return {k: v for k, v in picks[trial.number].items() if k in search_space}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            raise RuntimeError(f"fixed-picks: {param_name!r} is not in pick {trial.number}")
+
+    return Sampler()
