@@ -12,11 +12,13 @@ after ``N`` epochs of fine-tuning each from the shared weights (the phase's ``fi
 option); "top-half tau" is the tau among the paths whose stand-alone accuracy is above the median --
 how well the supernet tells the best from the good -- and "top-5 alone" the mean stand-alone accuracy of
 the 5 best-scored paths (what a search that retrains 5 picks draws from; the last line prints the best 5
-and the top half's mean). Two rows rank the paths with no training at all, by the stand-alone network's
-forward FLOPs and by its parameter count (``zero_cost.py``): what a supernet's ranking must beat. ``--retrain-seed S`` adds the ceiling: the same paths trained stand-alone
-again from another initialisation, ranked against the first training (how far two stand-alone runs
-agree -- no score can agree with one run better than another run does). "CPU s" is what a row's scores
-cost: the supernet phase, the fine-tuning, the second stand-alone training.
+and the top half's mean). Two rows rank the paths with no training at all, by the stand-alone
+network's forward FLOPs and by its parameter count (``zero_cost.py``): what a supernet's ranking must
+beat. ``--retrain-seed S`` adds the ceiling: the same paths trained stand-alone again from another
+initialisation, ranked against the first training (how far two stand-alone runs agree -- no score
+can agree with one run better than another run does). "CPU s" is what a row's scores cost: the
+supernet phase, the fine-tuning, the second stand-alone training. ``--dump FILE`` writes each path's
+parameters and scores, one JSON object per line.
 
 Usage::
 
@@ -141,7 +143,8 @@ def main() -> None:
         for label, count in (("FLOPs (no training)", zero_cost.flops), ("parameters (no training)", zero_cost.n_params)):
             cpu = time.process_time()
             counted = proxies[count.__name__] = [count(family, task, space, flat) for flat in paths]
-            print(f"{label:<24} {'':>10}" + compared(counted, alone, accuracies=False) + f" {time.process_time() - cpu:>6.0f}", flush=True)
+            print(f"{label:<24} {'':>10}" + compared(counted, alone, accuracies=False)
+                  + f" {time.process_time() - cpu:>6.0f}", flush=True)
         if args.retrain_seed is not None:
             cpu = time.process_time()
             again = [fit_once(family, task, c, space.budget, seed=args.retrain_seed)[1]["val_accuracy"] for c in configs]

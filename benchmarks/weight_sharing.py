@@ -37,10 +37,12 @@ Usage::
     python benchmarks/weight_sharing.py --full                # 5 seeds, N = 50/100, 20 epochs (hours on 2 cores)
     python benchmarks/weight_sharing.py --seeds 3 --multi 50,100 --random 100 --budget 20 --jobs 2
     python benchmarks/weight_sharing.py --full --methods enas,rsws --option finetune_epochs=2 --only-weight-sharing
+    python benchmarks/weight_sharing.py --full --seeds 10 --methods flops --only-weight-sharing --jobs 2   # ~3 min
 
 Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
 passes a strategy option to the weight-sharing methods; ``--only-weight-sharing`` leaves out the
-multi-trial rows, the Kendall tau and the goal lines (minutes instead of hours, for comparing options).
+multi-trial rows, the Kendall tau and the goal lines (minutes instead of hours, for comparing options
+or running the ``flops`` row alone).
 """
 
 from __future__ import annotations
