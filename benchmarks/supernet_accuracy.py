@@ -139,15 +139,16 @@ def main() -> None:
             continue
         alone = [fit_once(family, task, c, space.budget, seed=args.seed)[1]["val_accuracy"] for c in configs]
         print(row + compared(shared, alone) + f" {cpu:>6.0f}", flush=True)
-        proxies = {}
+        columns = {"shared": shared, "alone": alone}   # each path's scores, for --dump
         for label, count in (("FLOPs (no training)", zero_cost.flops), ("parameters (no training)", zero_cost.n_params)):
             cpu = time.process_time()
-            counted = proxies[count.__name__] = [count(family, task, space, flat) for flat in paths]
+            counted = columns[count.__name__] = [count(family, task, space, flat) for flat in paths]
             print(f"{label:<24} {'':>10}" + compared(counted, alone, accuracies=False)
                   + f" {time.process_time() - cpu:>6.0f}", flush=True)
         if args.retrain_seed is not None:
             cpu = time.process_time()
-            again = [fit_once(family, task, c, space.budget, seed=args.retrain_seed)[1]["val_accuracy"] for c in configs]
+            again = columns["again"] = [fit_once(family, task, c, space.budget, seed=args.retrain_seed)[1]["val_accuracy"]
+                                        for c in configs]
             label = f"stand-alone, seed {args.retrain_seed}"
             print(f"{label:<24} {np.mean(again):>10.3f}" + compared(again, alone)
                   + f" {time.process_time() - cpu:>6.0f}", flush=True)
@@ -156,17 +157,14 @@ def main() -> None:
             entries = [{"params": flat} for flat in paths]
             cpu = time.process_time()
             runner.finetune(entries)
-            tuned = [e["finetuned_reward"] for e in entries]
+            tuned = columns["tuned"] = [e["finetuned_reward"] for e in entries]
             label = f"fine-tuned {args.finetune_epochs} epochs"
             print(f"{label:<24} {np.mean(tuned):>10.3f}" + compared(tuned, alone)
                   + f" {time.process_time() - cpu:>6.0f}", flush=True)
         if args.dump:
-            scores = {"shared": shared, "alone": alone, "again": again if args.retrain_seed is not None else None,
-                      "tuned": tuned if args.finetune_epochs else None, **proxies}
             with open(args.dump, "w") as out:
                 for i, flat in enumerate(paths):
-                    row = {k: v[i] for k, v in scores.items() if v is not None}
-                    out.write(json.dumps({"seed": args.seed, "params": flat, **row}) + "\n")
+                    out.write(json.dumps({"seed": args.seed, "params": flat, **{k: v[i] for k, v in columns.items()}}) + "\n")
         upper = [a for a in alone if a > np.median(alone)]
         print(f"stand-alone: the best 5 paths {np.mean(sorted(alone)[-5:]):.4f}, the top half {np.mean(upper):.4f}")
     print(f"({time.time() - started:.0f} s wall; command: python benchmarks/supernet_accuracy.py {' '.join(sys.argv[1:])})")

@@ -179,20 +179,17 @@ def run_seed(args, seed: int) -> dict:
                folder=folder, name="warm-up")
         phases = {}
         for method in args.methods:
-            if method == "flops":
+            if method == "flops":   # no supernet phase
                 result, cpu = flops_search(args, seed=seed, folder=folder)
-                best = pick(result, result.trials)
-                out["rows"][method] = {"test": test_accuracy(result, best), "cpu": cpu,
-                                       "epochs": epochs_of(result.trials), "val": best.values[0]}
-                print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
-                continue
-            result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
-            compute, run_id = phase_info(result)
+                phase_epochs = 0.0
+            else:
+                result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
+                compute, run_id = phase_info(result)
+                phase_epochs = compute["epochs_equivalent"]
+                phases[method] = (result, run_id)
             best = pick(result, result.trials)
             out["rows"][method] = {"test": test_accuracy(result, best), "cpu": cpu,
-                                   "epochs": compute["epochs_equivalent"] + epochs_of(result.trials),
-                                   "val": best.values[0]}
-            phases[method] = (result, run_id)
+                                   "epochs": phase_epochs + epochs_of(result.trials), "val": best.values[0]}
             print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
         if args.only_weight_sharing:
             return out

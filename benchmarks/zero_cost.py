@@ -15,13 +15,18 @@ from typing import Any, Mapping
 from nasforge.hookspecs import hookimpl
 
 
+def _stand_alone(family, task, space, flat: Mapping[str, Any]):
+    """The family's stand-alone network of architecture ``flat`` (untrained)."""
+    return family.build(family.make_config(space.config_from_flat(dict(flat))), task)
+
+
 def flops(family, task, space, flat: Mapping[str, Any]) -> int:
     """Forward FLOPs of the stand-alone network of architecture ``flat`` on one validation row
     (``torch.utils.flop_counter``: matrix products and convolutions, 2 per multiply-add)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = family.build(family.make_config(space.config_from_flat(dict(flat))), task).eval()
+    model = _stand_alone(family, task, space, flat).eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(torch.as_tensor(task.x_val[:1]))
@@ -30,21 +35,20 @@ def flops(family, task, space, flat: Mapping[str, Any]) -> int:
 
 def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
     """Trainable parameters of the stand-alone network of architecture ``flat``."""
-    model = family.build(family.make_config(space.config_from_flat(dict(flat))), task)
+    model = _stand_alone(family, task, space, flat)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def flops_picks(family, task, space, *, seed: int, candidates: int, top: int) -> list[dict[str, Any]]:
-    """The ``top`` architectures with the most FLOPs among ``candidates`` uniform draws of ``space``
-    (the draws an ``rsws`` phase rates, seeded alike), duplicates dropped: a search with no supernet."""
-    import json
-
+    """The ``top`` architectures with the most FLOPs among ``candidates`` seeded uniform draws of
+    ``space`` (as many as an ``rsws`` phase rates), duplicates dropped: a search with no supernet."""
     import numpy as np
 
     from nasforge.strategies.oneshot.paths import UniformPaths
+    from nasforge.strategies.oneshot.phase import arch_key
 
     drawn = UniformPaths(space=space).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
-    unique = {json.dumps(sorted(flat.items()), default=str): flat for flat, _ in drawn}
+    unique = {arch_key(flat): flat for flat, _ in drawn}
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
 
 
