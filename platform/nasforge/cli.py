@@ -92,7 +92,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, scheduler=args.scheduler,
         scheduler_options=key_values(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
-        runtime_env=_runtime_env(args.runtime_env),
+        runtime_env=_runtime_env(args.runtime_env), max_params=args.max_params,
     )
     print_summary(result, top=args.top)
     return 0
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, default=None, help="max epochs (or the family's unit) per trial")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    s.add_argument("--max-params", type=int, default=None,
+                   help="networks with more parameters are recorded as pruned, untrained (enas/rsws: also in the supernet)")
     s.add_argument("--n-jobs", type=int, default=1, help="trials at once (threads)")
     s.add_argument("--tracking-uri", default=None, help="MLflow store (default sqlite:///mlflow.db)")
     s.add_argument("--experiment", default=None, help="MLflow experiment (default <family>-<task>)")

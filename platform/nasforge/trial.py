@@ -21,6 +21,7 @@ from nasforge.family import Reporter
 from nasforge.interrupts import store_write
 from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialOutcome, run_name
 from nasforge.plugins import get_registry
+from nasforge.size_limit import count_params, over_limit_reason
 from nasforge.spec.space import Objective, flatten
 from nasforge.stores.mlflow_runs import RUN_NAME_TAG, Tracker, curve_key
 from nasforge.stores.weights import save_weights
@@ -44,6 +45,7 @@ class TrialContext:
     save_models: bool = True
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     data_digest: str | None = None      # the user's own data (data=...): which one, by digest
+    max_params: int | None = None       # a network with more parameters is pruned untrained (nasforge.size_limit)
 
 
 class Feedback:
@@ -165,7 +167,11 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
         seed_everything(seed)
         config = family.make_config(params)
         model = family.build(config, task)
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params = count_params(model)
+        if context.max_params is not None and n_params > context.max_params:
+            outcome.metrics = {"n_params": float(n_params)}   # the leaderboard and the run show the count
+            tracker.log(run_id, metrics=outcome.metrics)
+            raise TrialPruned(over_limit_reason(n_params, context.max_params))
         metrics = dict(family.fit(model, task, config, dict(context.budget), reporter) or {})
         metrics.update(n_params=float(n_params), train_time_s=time.perf_counter() - started)
         values = [_objective_value(metrics, o.metric) for o in context.objectives]

@@ -18,6 +18,7 @@ from nasforge.errors import ConfigError, DataError, NasforgeError, SpecError
 from nasforge.executors.backends import EXECUTORS
 from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
+from nasforge.size_limit import check_max_params
 from nasforge.spec.space import Objective, SearchSpace, parse_objectives
 from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri
 from nasforge.stores.study import resumable_study, stored_strategies
@@ -68,6 +69,7 @@ class SearchSpec:
     runtime_env: dict[str, Any] | None = None
     strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
     weight_sharing: bool = False        # enas/rsws: a supernet phase runs before the trials
+    max_params: int | None = None       # networks with more parameters are not trained (nasforge.size_limit)
     data: UserData | None = field(default=None, repr=False, compare=False)   # data=...: the user's own
 
     @property
@@ -106,6 +108,8 @@ class SearchSpec:
             "objective": ",".join(f"{o.metric}:{o.direction}" for o in self.objectives),
             "storage": self.storage, "save_models": self.save_models,
         }
+        if self.max_params is not None:
+            out["max_params"] = self.max_params
         if self.data is not None:
             out.update({"data": self.data.origin, "data_digest": self.data.digest, "kind": self.data.kind,
                         **({"target": self.data.target} if self.data.target else {})})
@@ -204,6 +208,7 @@ def build_spec(
     scheduler_options: Mapping[str, Any] | None = None,
     max_failures: int = 2,
     runtime_env: Mapping[str, Any] | None = None,
+    max_params: int | None = None,
     registry: Registry | None = None,
 ) -> SearchSpec:
     """Check every argument against the registry and return a :class:`SearchSpec`.
@@ -239,6 +244,7 @@ def build_spec(
     fam.check_space(space_obj, loaded_task)
     if weight_sharing:
         check_supernet(fam, space_obj, loaded_task, strategy=strategy, mixed=darts)
+    max_params = check_max_params(max_params, family=fam, space=space_obj, task=loaded_task, seed=seed, darts=darts)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
@@ -259,7 +265,7 @@ def build_spec(
         strategy_options=strategy_options,
         pruner_options=dict(pruner_options or {}),
         tags={str(k): str(v) for k, v in (tags or {}).items()}, data=user_data, weight_sharing=weight_sharing,
-        **ray_options,
+        max_params=max_params, **ray_options,
     )
     # Building the sampler and pruner checks their options (and a grid's space) up front.
     make_sampler(spec, registry=registry)

@@ -8,30 +8,39 @@ caller's seed (and its saved state) decides every draw.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from nasforge.errors import ConfigError
 from nasforge.spec.space import Suggester
 from nasforge.strategies.controller.decisions import to_controller
 
 
 class UniformPaths:
-    """Every decision drawn uniformly among its tokens (random search's sampling, Li & Talwalkar 2019)."""
+    """Every decision drawn uniformly among its tokens (random search's sampling, Li & Talwalkar 2019).
+
+    ``accept``: keep only the paths it accepts (a size cap), drawing again until one is accepted --
+    uniform over the accepted paths -- at most ``max_tries`` times per path.
+    """
 
     learns = False
 
-    def __init__(self, *, space):
-        self.space = space
+    def __init__(self, *, space, accept: Callable[[dict[str, Any]], bool] | None = None, max_tries: int = 10_000):
+        self.space, self.accept, self.max_tries = space, accept, max_tries
         self.decisions = {d.name: d for d in to_controller(space)}
 
     def draw(self, rng: np.random.Generator, n: int = 1) -> list[tuple[dict[str, Any], list]]:
-        out = []
-        for _ in range(n):
+        return [self._draw_one(rng) for _ in range(n)]
+
+    def _draw_one(self, rng: np.random.Generator) -> tuple[dict[str, Any], list]:
+        for _ in range(self.max_tries if self.accept else 1):
             suggester = _UniformSuggester(self.decisions, rng)
             self.space.sample(suggester)
-            out.append((suggester.flat, suggester.tokens))
-        return out
+            if self.accept is None or self.accept(suggester.flat):
+                return suggester.flat, suggester.tokens
+        raise ConfigError(f"none of {self.max_tries} uniform draws from space {self.space.source} was accepted "
+                          "(max_params): raise the cap or narrow the space")
 
     def learn(self, tokens, reward: float) -> None:
         """Nothing to learn: the draws stay uniform."""

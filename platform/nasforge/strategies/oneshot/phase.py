@@ -49,6 +49,7 @@ from nasforge import training
 from nasforge.data.tasks import load_task
 from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
+from nasforge.size_limit import ParamCounter
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths
@@ -74,14 +75,16 @@ class SupernetPhase:
         torch.manual_seed(job.seed)
         self.supernet = self.family.supernet(job.space, self.task).to(self.device)
         self.optimizer = self._shared_optimizer()
+        self.n_params = ParamCounter(family=self.family, space=job.space, task=self.task)
+        accept = self.fits if job.max_params else None
         if job.strategy == "enas":
             o = self.options
             self.paths = ControllerPaths(space=job.space, seed=job.seed, batch=o.controller_batch, lr=o.controller_lr,
                                          entropy_weight=o.entropy_weight, baseline_decay=o.baseline_decay,
                                          hidden_size=o.controller_hidden_size)
         else:
-            self.paths = UniformPaths(space=job.space)
-        self.uniform = UniformPaths(space=job.space)   # warm-up epochs: every path alike
+            self.paths = UniformPaths(space=job.space, accept=accept)
+        self.uniform = UniformPaths(space=job.space, accept=accept)   # warm-up epochs: every path alike
         self.rng = np.random.default_rng([job.seed, 0x5EA5])
         self.train_generator = torch.Generator().manual_seed(job.seed * 2 + 1)
         self.val_generator = torch.Generator().manual_seed(job.seed * 2 + 2)
@@ -171,7 +174,7 @@ class SupernetPhase:
                 with torch.no_grad():
                     reward, score = self._score(self.supernet(x, self.config(flat)), y)
                 self.compute["samples_evaluated"] += len(x)
-                self.paths.learn(tokens, reward)
+                self.paths.learn(tokens, self.penalised(flat, reward))
                 scores.append((reward, score))
             self.controller_step += 1
             step = self.controller_step
@@ -181,6 +184,19 @@ class SupernetPhase:
                 self.points += [(curve_key("controller_reward"), update["mean_reward"], step),
                                 (curve_key("baseline"), update["baseline"], step),
                                 (curve_key("entropy"), update["entropy"], step)]
+
+    def fits(self, flat) -> bool:
+        """Whether the path's stand-alone network keeps the search's ``max_params`` (always, without one)."""
+        return self.job.max_params is None or self.n_params(flat) <= self.job.max_params
+
+    def penalised(self, flat, reward: float) -> float:
+        """The controller's reward of a path: beyond ``max_params``, MnasNet's hard constraint (Tan et
+        al. 2019, Eq. 2 with alpha = 0, beta = -1) scales it by ``max_params / n_params`` (a negative
+        reward, minus an MSE, is divided by it instead: worse either way)."""
+        if self.fits(flat):
+            return reward
+        factor = self.job.max_params / self.n_params(flat)
+        return reward * factor if reward >= 0 else reward / factor
 
     @property
     def warming_up(self) -> bool:
@@ -196,6 +212,7 @@ class SupernetPhase:
             argmax, _ = self.paths.most_probable()
             drawn.append((argmax, "argmax"))
         drawn += [(flat, "sample") for flat, _ in self.paths.draw(self.rng, options.candidates)]
+        drawn = [(flat, source) for flat, source in drawn if self.fits(flat)]   # max_params: only those within
         candidates, name = self.score_candidates(drawn)
         if self.paths.learns:
             for entry in candidates:
@@ -210,8 +227,9 @@ class SupernetPhase:
 
         ranked.sort(key=order)
         top = ranked[:self.job.top]
-        if self.paths.learns and not any(e["source"] == "argmax" for e in top):
-            top = sorted(top[:-1] + [next(e for e in ranked if e["source"] == "argmax")], key=order)
+        argmax = [e for e in ranked if e["source"] == "argmax"]   # none when it breaks max_params
+        if argmax and argmax[0] not in top:
+            top = sorted(top[:-1] + argmax, key=order)
         for rank, entry in enumerate(ranked):
             entry["rank"] = rank
         return {"top": top, "candidates": ranked, "metric": name,
@@ -269,6 +287,8 @@ class SupernetPhase:
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"reward": reward, name: score})
+            if self.job.max_params:
+                entry["n_params"] = self.n_params(entry["params"])
         return list(unique.values()), name
 
     # -- helpers ----------------------------------------------------------------------------
