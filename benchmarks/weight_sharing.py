@@ -31,6 +31,12 @@ the two scores over those networks -- how far the supernet's ranking can be trus
 as a single path through its (mixture-trained) weights, over the networks its space holds. The
 FLOPs row ranks the same networks by their forward FLOPs.
 
+With ``--max-params N`` every method searches for the best network of at most N parameters (the
+search's ``max_params``): trials beyond it are pruned untrained (the rows' N counts them, their
+epochs do not), ``rsws`` and the FLOPs baseline draw within the cap, ``enas`` penalises its reward
+beyond it (MnasNet's hard constraint) and the multi-trial controller gets ``failed_reward=0`` for a
+pruned trial, so it learns the cap too; ``darts`` cannot keep a cap and is left out.
+
 Usage::
 
     python benchmarks/weight_sharing.py                       # quick: 2 seeds, N = 10/20, ~10 min on 2 cores
@@ -38,6 +44,7 @@ Usage::
     python benchmarks/weight_sharing.py --seeds 3 --multi 50,100 --random 100 --budget 20 --jobs 2
     python benchmarks/weight_sharing.py --full --methods enas,rsws --option finetune_epochs=2 --only-weight-sharing
     python benchmarks/weight_sharing.py --full --seeds 10 --methods flops --only-weight-sharing --jobs 2   # ~3 min
+    python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-params 13000 --jobs 2
 
 Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
 passes a strategy option to the weight-sharing methods; ``--only-weight-sharing`` leaves out the
@@ -73,7 +80,8 @@ def search(method: str, *, args, seed: int, trials: int, folder: str, options=No
     result = nasforge.search(
         args.family, task=args.task, strategy=method, trials=trials, budget=args.budget, seed=seed,
         strategy_options=options or {}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
-        storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space)
+        storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space,
+        max_params=args.max_params)
     return result, time.process_time() - started
 
 
@@ -151,7 +159,7 @@ def flops_search(args, *, seed: int, folder: str):
     family = get_registry().get("family", args.family)
     candidates = int(args.options.get("candidates", PhaseOptions().candidates))
     picks = zero_cost.flops_picks(family, load_task(args.task, seed), SearchSpace.load(args.space), seed=seed,
-                                  candidates=candidates, top=args.top)
+                                  candidates=candidates, top=args.top, max_params=args.max_params)
     zero_cost.register_fixed_picks()
     counting = time.process_time() - started
     result, cpu = search("fixed-picks", args=args, seed=seed, trials=len(picks), folder=folder,
@@ -193,7 +201,8 @@ def run_seed(args, seed: int) -> dict:
             print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
         if args.only_weight_sharing:
             return out
-        result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder)
+        result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder,
+                             options={"failed_reward": 0.0} if args.max_params else None)
         ordered = sorted(result.trials, key=lambda t: t.number)
         for n in multi:
             first = ordered[:n]
@@ -232,7 +241,8 @@ def report(results: list[dict], args) -> None:
     rows = list(results[0]["rows"])
     print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
           f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds"
-          + (f", options {args.options}" if args.options else ""))
+          + (f", options {args.options}" if args.options else "")
+          + (f", max_params {args.max_params}" if args.max_params else ""))
     print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
     for row in rows:
         test = mean_std([100 * r["rows"][row]["test"] for r in results])
@@ -289,6 +299,8 @@ def main() -> None:
                         help="a strategy option for the weight-sharing methods (repeatable), e.g. finetune_epochs=2")
     parser.add_argument("--only-weight-sharing", action="store_true",
                         help="leave out the multi-trial controller and random search (no tau, no goal lines)")
+    parser.add_argument("--max-params", type=int, default=None,
+                        help="every method searches the networks of at most this many parameters (no darts)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     from nasforge.cli import key_values
@@ -299,6 +311,8 @@ def main() -> None:
             setattr(args, key, value)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args.methods = tuple(args.methods.split(","))
+    if args.max_params and "darts" in args.methods:
+        parser.error("darts cannot keep --max-params (nasforge refuses it): leave it out of --methods")
     from nasforge.plugins import get_registry
 
     family = get_registry().get("family", args.family)

@@ -39,15 +39,22 @@ def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def flops_picks(family, task, space, *, seed: int, candidates: int, top: int) -> list[dict[str, Any]]:
+def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
+                max_params: int | None = None) -> list[dict[str, Any]]:
     """The ``top`` architectures with the most FLOPs among ``candidates`` seeded uniform draws of
-    ``space`` (as many as an ``rsws`` phase rates), duplicates dropped: a search with no supernet."""
+    ``space`` (as many as an ``rsws`` phase rates), duplicates dropped: a search with no supernet.
+    ``max_params``: draw only architectures within it (as ``rsws`` does)."""
     import numpy as np
 
+    from nasforge.size_limit import ParamCounter
     from nasforge.strategies.oneshot.paths import UniformPaths
     from nasforge.strategies.oneshot.phase import arch_key
 
-    drawn = UniformPaths(space=space).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
+    accept = None
+    if max_params:
+        counter = ParamCounter(family=family, space=space, task=task)
+        accept = lambda flat: counter(flat) <= max_params  # noqa: E731
+    drawn = UniformPaths(space=space, accept=accept).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
     unique = {arch_key(flat): flat for flat, _ in drawn}
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
 
