@@ -47,8 +47,7 @@ def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
     import numpy as np
 
     from nasforge.size_limit import ParamCounter
-    from nasforge.strategies.oneshot.paths import UniformPaths
-    from nasforge.strategies.oneshot.phase import arch_key
+    from nasforge.strategies.oneshot.paths import UniformPaths, arch_key
 
     accept = None
     if max_params:

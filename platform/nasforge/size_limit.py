@@ -27,6 +27,18 @@ def over_limit_reason(n_params: int, max_params: int) -> str:
     return f"{n_params} parameters > max_params={max_params}: not trained"
 
 
+def penalised_reward(reward: float, n_params: int, max_params: int) -> float:
+    """A controller's reward of a network with ``n_params`` under the cap ``max_params``: unchanged
+    within it; beyond it MnasNet's hard constraint (Tan et al. 2019, "MnasNet: Platform-Aware Neural
+    Architecture Search for Mobile", CVPR, Eq. 2 with ``alpha = 0, beta = -1``) scales an accuracy by
+    ``max_params / n_params``; a negative reward (minus an MSE) is divided by it instead, so it too
+    gets worse the further the network is beyond the cap."""
+    if n_params <= max_params:
+        return reward
+    factor = max_params / n_params
+    return reward * factor if reward >= 0 else reward / factor
+
+
 class ParamCounter:
     """Parameters of the stand-alone network of each flat architecture of ``space`` (cached).
 
@@ -41,7 +53,7 @@ class ParamCounter:
     def __call__(self, flat: Mapping[str, Any]) -> int:
         import torch
 
-        from nasforge.strategies.oneshot.phase import arch_key
+        from nasforge.strategies.oneshot.paths import arch_key
 
         key = arch_key(flat)
         if key not in self._counts:

@@ -8,6 +8,7 @@ caller's seed (and its saved state) decides every draw.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -15,6 +16,11 @@ import numpy as np
 from nasforge.errors import ConfigError
 from nasforge.spec.space import Suggester
 from nasforge.strategies.controller.decisions import to_controller
+
+
+def arch_key(flat: Mapping[str, Any]) -> str:
+    """One string per architecture (its flat values), to drop duplicates."""
+    return json.dumps(sorted((k, repr(v)) for k, v in flat.items()))
 
 
 class UniformPaths:

@@ -49,18 +49,13 @@ from nasforge import training
 from nasforge.data.tasks import load_task
 from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
-from nasforge.size_limit import ParamCounter
+from nasforge.size_limit import ParamCounter, penalised_reward
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
-from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths
+from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key
 from nasforge.strategies.oneshot.phase_options import PhaseJob, PhaseOptions
 
 CHECKPOINT_VERSION = 1
-
-
-def arch_key(flat) -> str:
-    """One string per architecture (its flat values), to drop duplicates."""
-    return json.dumps(sorted((k, repr(v)) for k, v in flat.items()))
 
 
 class SupernetPhase:
@@ -190,13 +185,11 @@ class SupernetPhase:
         return self.job.max_params is None or self.n_params(flat) <= self.job.max_params
 
     def penalised(self, flat, reward: float) -> float:
-        """The controller's reward of a path: beyond ``max_params``, MnasNet's hard constraint (Tan et
-        al. 2019, Eq. 2 with alpha = 0, beta = -1) scales it by ``max_params / n_params`` (a negative
-        reward, minus an MSE, is divided by it instead: worse either way)."""
-        if self.fits(flat):
+        """The controller's reward of a path: beyond ``max_params``, penalised as MnasNet does
+        (:func:`nasforge.size_limit.penalised_reward`)."""
+        if self.job.max_params is None:
             return reward
-        factor = self.job.max_params / self.n_params(flat)
-        return reward * factor if reward >= 0 else reward / factor
+        return penalised_reward(reward, self.n_params(flat), self.job.max_params)
 
     @property
     def warming_up(self) -> bool:
