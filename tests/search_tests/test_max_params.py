@@ -89,3 +89,14 @@ def test_ray_trials_keep_max_params(store):
                                  max_params=CAP, backend="ray", experiment="capped-ray", **store)
     trained, pruned = _check_capped_runs(result, store, "capped-ray", 3)   # seed 0: two pruned, one trained
     assert trained["tags.worker"].notna().all() and pruned["tags.worker"].notna().all()
+
+
+def test_a_resumed_search_keeps_its_cap_and_refuses_another(store):
+    kwargs = dict(task="digits", strategy="random", budget=1, seed=0, study_name="capped-resume", **store)
+    nasforge.search("mlp", trials=2, max_params=CAP, **kwargs)
+    with pytest.raises(SpecError, match=f"searched with max_params={CAP}; resume it with that .* not max_params=9000"):
+        nasforge.search("mlp", trials=4, max_params=9000, resume=True, **kwargs)
+    result = nasforge.search("mlp", trials=6, resume=True, **kwargs)   # the cap left out: the study's
+    assert result.spec.max_params == CAP and len(result.trials) == 6
+    for trial in result.trials:
+        assert (trial.state.name == "PRUNED") == (trial.user_attrs["metrics"]["n_params"] > CAP)

@@ -233,8 +233,9 @@ def build_spec(
     tracking, storage = check_stores(tracking_uri, storage, run_dir)
     experiment = experiment or f"{family}-{task}"
     trials_given = trials
-    trials, strategy = check_resume_defaults(resume, trials=trials, strategy=strategy, storage=storage,
-                                             study_name=study_name, family=family, task=task, experiment=experiment)
+    trials, strategy, max_params = check_resume_defaults(
+        resume, trials=trials, strategy=strategy, max_params=max_params, storage=storage, study_name=study_name,
+        family=family, task=task, experiment=experiment)
     weight_sharing = check_weight_sharing(strategy, fam, registry)
     if weight_sharing and trials_given is None and not resume:
         trials = WEIGHT_SHARING_TRIALS
@@ -273,22 +274,32 @@ def build_spec(
     return spec
 
 
-def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, storage: str, study_name: str | None,
-                          family: str, task: str, experiment: str) -> tuple[int, Any]:
-    """``trials`` and ``strategy`` where left out: a new search's defaults (20, tpe), or with
-    ``resume=True`` those of the study it continues (its target, its strategies), read from the storage."""
+def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, max_params: Any, storage: str,
+                          study_name: str | None, family: str, task: str,
+                          experiment: str) -> tuple[int, Any, Any]:
+    """``trials``, ``strategy`` and ``max_params`` where left out: a new search's defaults (20, tpe, no
+    cap), or with ``resume=True`` those of the study it continues (its target, its strategies, its
+    cap), read from the storage."""
     if not resume:
-        return (DEFAULT_TRIALS if trials is None else trials), (DEFAULT_STRATEGY if strategy is None else strategy)
-    if trials is not None and strategy is not None:
-        return trials, strategy
-    stored = resumable_study(storage=storage, study_name=study_name, family=family, task=task,
-                             experiment=experiment).user_attrs
+        return ((DEFAULT_TRIALS if trials is None else trials), (DEFAULT_STRATEGY if strategy is None else strategy),
+                max_params)
+    if trials is not None and strategy is not None and max_params is not None:
+        return trials, strategy, max_params
+    try:
+        stored = resumable_study(storage=storage, study_name=study_name, family=family, task=task,
+                                 experiment=experiment).user_attrs
+    except SpecError:
+        if trials is None or strategy is None:
+            raise
+        stored = {}   # given both, a resume may start the study: it has no cap to keep
+    if max_params is None:
+        max_params = stored.get("max_params")
     if trials is None:
         trials = int(stored.get("trials", DEFAULT_TRIALS))   # studies from before 0.2 did not record it
     if strategy is None:
         strategy = stored_strategies(stored)
         strategy = strategy[0] if len(strategy) == 1 else strategy
-    return trials, strategy
+    return trials, strategy, max_params
 
 
 def check_counts(*, trials: Any, seed: Any, n_jobs: Any, timeout: Any) -> None:

@@ -49,6 +49,9 @@ def open_study(spec: "SearchSpec"):
             raise SpecError(f"study {name!r} ran strategy {', '.join(stored_strategies(attrs))}; resume it with "
                             f"the same strategy list (or leave strategy out), not {', '.join(spec.strategies)}")
         check_same_data(name, attrs.get("data_digest"), spec.data_digest)
+        if attrs.get("max_params", spec.max_params) != spec.max_params:   # a study made before max_params existed has none
+            raise SpecError(f"study {name!r} searched with max_params={attrs['max_params']}; resume it with that "
+                            f"(or leave max_params out), not max_params={spec.max_params}")
         directions = [d.name.lower() for d in existing[name].directions]
         if directions != spec.directions:
             raise SpecError(f"study {name!r} has directions {directions}, the spec asks for {spec.directions}")
@@ -67,6 +70,7 @@ def open_study(spec: "SearchSpec"):
             study.set_user_attr(key, getattr(spec, key))
         study.set_user_attr("objectives", [[o.metric, o.direction] for o in spec.objectives])
         study.set_user_attr("space", spec.space.source)
+        study.set_user_attr("max_params", spec.max_params)
         if spec.side_by_side:
             study.set_user_attr("strategies", list(spec.strategies))
         if spec.data is not None:
