@@ -31,11 +31,12 @@ the two scores over those networks -- how far the supernet's ranking can be trus
 as a single path through its (mixture-trained) weights, over the networks its space holds. The
 FLOPs row ranks the same networks by their forward FLOPs.
 
-With ``--max-params N`` every method searches for the best network of at most N parameters (the
-search's ``max_params``): trials beyond it are pruned untrained (the rows' N counts them, their
-epochs do not), ``rsws`` and the FLOPs baseline draw within the cap, ``enas`` penalises its reward
-beyond it (MnasNet's hard constraint) and the multi-trial controller gets ``failed_reward=0`` for a
-pruned trial, so it learns the cap too; ``darts`` cannot keep a cap and is left out.
+With ``--max-params N`` (``--max-flops F``) every method searches for the best network of at most N
+parameters (F forward FLOPs; the search's ``max_params`` / ``max_flops``): trials beyond it are
+pruned untrained (the rows' N counts them, their epochs do not), ``rsws`` and the FLOPs baseline
+draw within the cap, ``enas`` penalises its reward beyond it (MnasNet's hard constraint) and the
+multi-trial controller gets ``failed_reward=0`` for a pruned trial, so it learns the cap too;
+``darts`` cannot keep a cap and must be left out of ``--methods``.
 
 Usage::
 
@@ -45,6 +46,7 @@ Usage::
     python benchmarks/weight_sharing.py --full --methods enas,rsws --option finetune_epochs=2 --only-weight-sharing
     python benchmarks/weight_sharing.py --full --seeds 10 --methods flops --only-weight-sharing --jobs 2   # ~3 min
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-params 13000 --jobs 2
+    python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-flops 300000 --jobs 2
 
 Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
 passes a strategy option to the weight-sharing methods; ``--only-weight-sharing`` leaves out the
@@ -81,7 +83,7 @@ def search(method: str, *, args, seed: int, trials: int, folder: str, options=No
         args.family, task=args.task, strategy=method, trials=trials, budget=args.budget, seed=seed,
         strategy_options=options or {}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
         storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space,
-        max_params=args.max_params)
+        max_params=args.max_params, max_flops=args.max_flops)
     return result, time.process_time() - started
 
 
@@ -152,6 +154,7 @@ def flops_search(args, *, seed: int, folder: str):
     include the counting."""
     from nasforge.data.tasks import load_task
     from nasforge.plugins import get_registry
+    from nasforge.size_limit import SizeLimit
     from nasforge.spec.space import SearchSpace
     from nasforge.strategies.oneshot.phase_options import PhaseOptions
 
@@ -159,7 +162,8 @@ def flops_search(args, *, seed: int, folder: str):
     family = get_registry().get("family", args.family)
     candidates = int(args.options.get("candidates", PhaseOptions().candidates))
     picks = zero_cost.flops_picks(family, load_task(args.task, seed), SearchSpace.load(args.space), seed=seed,
-                                  candidates=candidates, top=args.top, max_params=args.max_params)
+                                  candidates=candidates, top=args.top,
+                                  limit=SizeLimit(max_params=args.max_params, max_flops=args.max_flops))
     zero_cost.register_fixed_picks()
     counting = time.process_time() - started
     result, cpu = search("fixed-picks", args=args, seed=seed, trials=len(picks), folder=folder,
@@ -202,7 +206,7 @@ def run_seed(args, seed: int) -> dict:
         if args.only_weight_sharing:
             return out
         result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder,
-                             options={"failed_reward": 0.0} if args.max_params else None)
+                             options={"failed_reward": 0.0} if args.max_params or args.max_flops else None)
         ordered = sorted(result.trials, key=lambda t: t.number)
         for n in multi:
             first = ordered[:n]
@@ -242,7 +246,8 @@ def report(results: list[dict], args) -> None:
     print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
           f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds"
           + (f", options {args.options}" if args.options else "")
-          + (f", max_params {args.max_params}" if args.max_params else ""))
+          + (f", max_params {args.max_params}" if args.max_params else "")
+          + (f", max_flops {args.max_flops}" if args.max_flops else ""))
     print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
     for row in rows:
         test = mean_std([100 * r["rows"][row]["test"] for r in results])
@@ -301,6 +306,8 @@ def main() -> None:
                         help="leave out the multi-trial controller and random search (no tau, no goal lines)")
     parser.add_argument("--max-params", type=int, default=None,
                         help="every method searches the networks of at most this many parameters (no darts)")
+    parser.add_argument("--max-flops", type=int, default=None,
+                        help="every method searches the networks of at most this many forward FLOPs (no darts)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     from nasforge.cli import key_values
@@ -311,8 +318,8 @@ def main() -> None:
             setattr(args, key, value)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args.methods = tuple(args.methods.split(","))
-    if args.max_params and "darts" in args.methods:
-        parser.error("darts cannot keep --max-params (nasforge refuses it): leave it out of --methods")
+    if (args.max_params or args.max_flops) and "darts" in args.methods:
+        parser.error("darts cannot keep --max-params / --max-flops (nasforge refuses it): leave it out of --methods")
     from nasforge.plugins import get_registry
 
     family = get_registry().get("family", args.family)

@@ -40,19 +40,20 @@ def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
 
 
 def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
-                max_params: int | None = None) -> list[dict[str, Any]]:
+                limit=None) -> list[dict[str, Any]]:
     """The ``top`` architectures with the most FLOPs among ``candidates`` seeded uniform draws of
     ``space`` (as many as an ``rsws`` phase rates), duplicates dropped: a search with no supernet.
-    ``max_params``: draw only architectures within it (as ``rsws`` does)."""
+    ``limit`` (a :class:`nasforge.size_limit.SizeLimit`): draw only architectures within its caps,
+    as ``rsws`` does."""
     import numpy as np
 
-    from nasforge.size_limit import ParamCounter
+    from nasforge.size_limit import NetworkSizes
     from nasforge.strategies.oneshot.paths import UniformPaths, arch_key
 
     accept = None
-    if max_params:
-        counter = ParamCounter(family=family, space=space, task=task)
-        accept = lambda flat: counter(flat) <= max_params  # noqa: E731
+    if limit:
+        sizes = NetworkSizes(family=family, space=space, task=task, limit=limit)
+        accept = lambda flat: limit.broken(sizes(flat)) is None  # noqa: E731
     drawn = UniformPaths(space=space, accept=accept).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
     unique = {arch_key(flat): flat for flat, _ in drawn}
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]

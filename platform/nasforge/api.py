@@ -49,6 +49,7 @@ def search(
     max_failures: int = 2,
     runtime_env: Mapping[str, Any] | None = None,
     max_params: int | None = None,
+    max_flops: int | None = None,
     progress: bool = False,
 ) -> SearchResult:
     """Search ``family``'s space on ``task`` and return the best trial(s) and model.
@@ -78,10 +79,10 @@ def search(
         objective: a metric name, ``{"metric": ..., "direction": ...}`` or a list of them
             (several objectives make a multi-objective search). Defaults to the family's.
         budget: the maximum fidelity per trial (``{"epochs": 20}`` or just ``20``).
-        max_params: the most parameters a network may have: a trial's network with more is recorded
-            as pruned, untrained (it counts toward ``trials``); ``enas`` and ``rsws`` keep the cap in
-            their supernet phase too (docs/weight_sharing.md). Refused when no architecture of the
-            space fits it, and by ``darts``.
+        max_params, max_flops: the most parameters / forward FLOPs (on one example) a network may
+            have: a trial's network beyond a cap is recorded as pruned, untrained (it counts toward
+            ``trials``); ``enas`` and ``rsws`` keep the caps in their supernet phase too
+            (docs/weight_sharing.md). Refused when no architecture of the space fits, and by ``darts``.
         trials: how many finished trials to reach (resumed searches count earlier ones); default 20,
             and with ``resume=True`` the study's own target.
         seed: seeds the sampler, the task splits and every trial's model.
@@ -125,6 +126,6 @@ def search(
         pruner_options=pruner_options, tags=tags, address=address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, scheduler=scheduler,
         scheduler_options=scheduler_options, max_failures=max_failures, runtime_env=runtime_env,
-        max_params=max_params,
+        max_params=max_params, max_flops=max_flops,
     )
     return run_search(spec, progress=progress)

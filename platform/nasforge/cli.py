@@ -93,6 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, scheduler=args.scheduler,
         scheduler_options=key_values(args.scheduler_option, "--scheduler-option"), max_failures=args.max_failures,
         runtime_env=_runtime_env(args.runtime_env), max_params=args.max_params,
+        max_flops=args.max_flops,
     )
     print_summary(result, top=args.top)
     return 0
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     s.add_argument("--max-params", type=int, default=None,
                    help="networks with more parameters are recorded as pruned, untrained (enas/rsws: also in the supernet)")
+    s.add_argument("--max-flops", type=int, default=None, help="the same for forward FLOPs on one example")
     s.add_argument("--n-jobs", type=int, default=1, help="trials at once (threads)")
     s.add_argument("--tracking-uri", default=None, help="MLflow store (default sqlite:///mlflow.db)")
     s.add_argument("--experiment", default=None, help="MLflow experiment (default <family>-<task>)")

@@ -50,7 +50,7 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
         family=spec.family, task=spec.task, seed=spec.seed, budget=spec.budget, objectives=spec.objectives,
         strategy=spec.strategy, backend=spec.backend, tracking_uri=spec.tracking_uri,
         experiment_id=tracker.experiment_id, parent_run_id=parent_run_id, study_name=study.study_name,
-        save_models=spec.save_models, data_digest=spec.data_digest, max_params=spec.max_params,
+        save_models=spec.save_models, data_digest=spec.data_digest, size_limit=spec.size_limit,
         extra_tags={**spec.tags, **({"phase": "retrain"} if spec.weight_sharing else {})},
     )
     monitor = Monitor(spec, study, total=spec.trials, initial=done, enabled=progress)

@@ -1,20 +1,24 @@
-"""``max_params``: a search's cap on a network's number of parameters (KerasTuner's ``max_model_size``).
+"""Size caps of a search: ``max_params`` (KerasTuner's ``max_model_size``) and ``max_flops`` (the
+budget of MnasNet and ProxylessNAS, with forward FLOPs standing in for latency).
 
-Every strategy keeps it the same way: a trial whose network has more parameters is recorded as
-pruned before any training, its count in the reason and its ``n_params`` metric; it counts toward
-``trials`` and costs no epochs. The weight-sharing strategies also keep it inside their supernet
-phase: ``rsws`` draws only paths within the cap, ``enas`` penalises the controller's reward of a
-path beyond it (MnasNet's hard constraint, Tan et al. 2019, Eq. 2 with ``alpha = 0, beta = -1``),
-and both retrain only picks within it (:mod:`nasforge.strategies.oneshot.phase`).
+Every strategy keeps them the same way: a trial whose network breaks a cap is recorded as pruned
+before any training, the sizes in its reason and as its ``n_params`` / ``flops`` metrics; it counts
+toward ``trials`` and costs no epochs. The weight-sharing strategies also keep them inside their
+supernet phase: ``rsws`` draws only paths within the caps, ``enas`` penalises the controller's reward
+of a path beyond them (MnasNet's hard constraint, Tan et al. 2019, Eq. 2 with ``alpha = 0, beta = -1``),
+and both retrain only picks within them (:mod:`nasforge.strategies.oneshot.phase`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from nasforge.errors import SpecError
 
-PREFLIGHT_DRAWS = 64   # architectures drawn to find out whether the space holds one within the cap
+CAPS = {"max_params": ("n_params", "parameters"), "max_flops": ("flops", "FLOPs")}   # argument: metric, unit
+PREFLIGHT_DRAWS = 64   # architectures drawn to find out whether the space holds one within the caps
 
 
 def count_params(model) -> int:
@@ -22,72 +26,121 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def over_limit_reason(n_params: int, max_params: int) -> str:
-    """Why a network beyond the cap is not trained (a pruned trial's reason)."""
-    return f"{n_params} parameters > max_params={max_params}: not trained"
+def count_flops(model, example) -> int:
+    """Forward FLOPs of ``model`` on one row of ``example`` (``torch.utils.flop_counter``: matrix
+    products and convolutions, 2 per multiply-add), in eval mode without gradients; the model's
+    train/eval mode is restored."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    training = model.training
+    counter = FlopCounterMode(display=False)
+    try:
+        model.eval()
+        with counter, torch.no_grad():
+            model(torch.as_tensor(example[:1]))
+    finally:
+        model.train(training)
+    return int(counter.get_total_flops())
 
 
-def penalised_reward(reward: float, n_params: int, max_params: int) -> float:
-    """A controller's reward of a network with ``n_params`` under the cap ``max_params``: unchanged
-    within it; beyond it MnasNet's hard constraint (Tan et al. 2019, "MnasNet: Platform-Aware Neural
-    Architecture Search for Mobile", CVPR, Eq. 2 with ``alpha = 0, beta = -1``) scales an accuracy by
-    ``max_params / n_params``; a negative reward (minus an MSE) is divided by it instead, so it too
-    gets worse the further the network is beyond the cap."""
-    if n_params <= max_params:
+@dataclass(frozen=True, kw_only=True)
+class SizeLimit:
+    """The caps of one search (None: no cap); falsy when it has none."""
+
+    max_params: int | None = None
+    max_flops: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.caps())
+
+    def caps(self) -> dict[str, int]:
+        """``{argument: cap}`` of the caps set."""
+        return {name: getattr(self, name) for name in CAPS if getattr(self, name) is not None}
+
+    def measure(self, model, family, task) -> dict[str, int]:
+        """``{"n_params": ..., "flops": ...}`` of ``model`` (FLOPs only under ``max_flops``: one forward
+        pass on the family's example input)."""
+        sizes = {"n_params": count_params(model)}
+        if self.max_flops is not None:
+            sizes["flops"] = count_flops(model, family.example_input(task))
+        return sizes
+
+    def broken(self, sizes: Mapping[str, int]) -> str | None:
+        """Why a network of ``sizes`` is not trained (each cap it breaks), or None when it fits."""
+        over = [f"{sizes[CAPS[name][0]]} {CAPS[name][1]} > {name}={cap}" for name, cap in self.caps().items()
+                if sizes[CAPS[name][0]] > cap]
+        return "; ".join(over) + ": not trained" if over else None
+
+    def factor(self, sizes: Mapping[str, int]) -> float:
+        """MnasNet's hard-constraint factor: the product over the caps of ``min(1, cap / size)``."""
+        return math.prod(min(1.0, cap / sizes[CAPS[name][0]]) for name, cap in self.caps().items())
+
+
+def penalised_reward(reward: float, factor: float) -> float:
+    """A controller's reward under size caps: MnasNet's hard constraint (Tan et al. 2019, "MnasNet:
+    Platform-Aware Neural Architecture Search for Mobile", CVPR, Eq. 2 with ``alpha = 0, beta = -1``)
+    scales an accuracy by ``factor`` (:meth:`SizeLimit.factor`: 1 within the caps, ``cap / size``
+    beyond); a negative reward (minus an MSE) is divided by it instead, so it too gets worse the
+    further the network is beyond a cap."""
+    if factor >= 1.0:
         return reward
-    factor = max_params / n_params
     return reward * factor if reward >= 0 else reward / factor
 
 
-class ParamCounter:
-    """Parameters of the stand-alone network of each flat architecture of ``space`` (cached).
+class NetworkSizes:
+    """:meth:`SizeLimit.measure` of the stand-alone network of each flat architecture of ``space``
+    (cached). The network is built under a forked torch RNG, so measuring leaves the caller's random
+    stream (a seeded supernet phase, say) where it was."""
 
-    The network is built under a forked torch RNG, so counting leaves the caller's random stream
-    (a seeded supernet phase, say) where it was.
-    """
+    def __init__(self, *, family, space, task, limit: SizeLimit):
+        self.family, self.space, self.task, self.limit = family, space, task, limit
+        self._sizes: dict[str, dict[str, int]] = {}
 
-    def __init__(self, *, family, space, task):
-        self.family, self.space, self.task = family, space, task
-        self._counts: dict[str, int] = {}
-
-    def __call__(self, flat: Mapping[str, Any]) -> int:
+    def __call__(self, flat: Mapping[str, Any]) -> dict[str, int]:
         import torch
 
         from nasforge.strategies.oneshot.paths import arch_key
 
         key = arch_key(flat)
-        if key not in self._counts:
+        if key not in self._sizes:
             config = self.family.make_config(self.space.config_from_flat(dict(flat)))
             with torch.random.fork_rng(devices=[]):
-                self._counts[key] = count_params(self.family.build(config, self.task))
-        return self._counts[key]
+                self._sizes[key] = self.limit.measure(self.family.build(config, self.task), self.family, self.task)
+        return self._sizes[key]
 
 
-def check_max_params(max_params: Any, *, family, space, task, seed: int, darts: bool) -> int | None:
-    """``max_params`` is None or an integer >= 1 that at least one architecture of ``space`` fits
+def check_size_limit(*, max_params: Any, max_flops: Any, family, space, task, seed: int, darts: bool) -> SizeLimit:
+    """Each cap None or an integer >= 1, and at least one architecture of ``space`` within them all
     (up to :data:`PREFLIGHT_DRAWS` seeded uniform draws, stopping at the first that fits); darts
-    refuses it."""
-    if max_params is None:
-        return None
-    if isinstance(max_params, bool) or not isinstance(max_params, int) or max_params < 1:
-        raise SpecError(f"max_params must be an integer >= 1 (the most parameters a network may have) or None, "
-                        f"got {max_params!r}")
+    refuses them."""
+    for name, value in (("max_params", max_params), ("max_flops", max_flops)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SpecError(f"{name} must be an integer >= 1 (the most {CAPS[name][1]} a network may have) or None, "
+                            f"got {value!r}")
+    limit = SizeLimit(max_params=max_params, max_flops=max_flops)
+    if not limit:
+        return limit
+    caps = ", ".join(f"{k}={v}" for k, v in limit.caps().items())
     if darts:
-        raise SpecError("strategy 'darts' cannot keep max_params: its architecture is the argmax of relaxed "
-                        "weights learnt by gradient, with no way to hold it under a size; strategy='enas' or "
-                        "'rsws' keep the cap in their supernet phase")
+        raise SpecError(f"strategy 'darts' cannot keep {caps}: its architecture is the argmax of relaxed weights "
+                        "learnt by gradient, with no way to hold it under a size; strategy='enas' or 'rsws' keep "
+                        "the caps in their supernet phase")
     import numpy as np
 
     from nasforge.strategies.oneshot.paths import UniformPaths
 
-    counter = ParamCounter(family=family, space=space, task=task)
-    rng = np.random.default_rng([seed, 0xCA9])
-    smallest = None
-    for flat, _ in UniformPaths(space=space).draw(rng, PREFLIGHT_DRAWS):
-        n = counter(flat)
-        if n <= max_params:
-            return max_params
-        smallest = n if smallest is None else min(smallest, n)
-    raise SpecError(f"max_params={max_params}: none of {PREFLIGHT_DRAWS} architectures drawn from space "
-                    f"{space.source} fits (the smallest has {smallest} parameters); raise max_params or "
-                    "narrow the space")
+    sizes = NetworkSizes(family=family, space=space, task=task, limit=limit)
+    smallest: dict[str, int] = {}
+    try:
+        for flat, _ in UniformPaths(space=space).draw(np.random.default_rng([seed, 0xCA9]), PREFLIGHT_DRAWS):
+            measured = sizes(flat)
+            if limit.broken(measured) is None:
+                return limit
+            smallest = {k: min(v, smallest.get(k, v)) for k, v in measured.items()}
+    except Exception as exc:   # FLOPs need a forward pass on the family's example input
+        raise SpecError(f"{caps}: family {family.name!r}'s networks could not be measured on its example input "
+                        f"({type(exc).__name__}: {exc})") from None
+    least = ", ".join(f"{smallest[CAPS[name][0]]} {CAPS[name][1]}" for name in limit.caps())
+    raise SpecError(f"{caps}: none of {PREFLIGHT_DRAWS} architectures drawn from space {space.source} fits "
+                    f"(the smallest have {least}); raise the cap or narrow the space")

@@ -21,7 +21,7 @@ from nasforge.family import Reporter
 from nasforge.interrupts import store_write
 from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, TrialOutcome, run_name
 from nasforge.plugins import get_registry
-from nasforge.size_limit import count_params, over_limit_reason
+from nasforge.size_limit import SizeLimit
 from nasforge.spec.space import Objective, flatten
 from nasforge.stores.mlflow_runs import RUN_NAME_TAG, Tracker, curve_key
 from nasforge.stores.weights import save_weights
@@ -45,7 +45,7 @@ class TrialContext:
     save_models: bool = True
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     data_digest: str | None = None      # the user's own data (data=...): which one, by digest
-    max_params: int | None = None       # a network with more parameters is pruned untrained (nasforge.size_limit)
+    size_limit: SizeLimit = field(default_factory=SizeLimit)   # max_params / max_flops: beyond, pruned untrained
 
 
 class Feedback:
@@ -167,13 +167,15 @@ def run_trial(params: Mapping[str, Any], *, number: int, context: TrialContext,
         seed_everything(seed)
         config = family.make_config(params)
         model = family.build(config, task)
-        n_params = count_params(model)
-        if context.max_params is not None and n_params > context.max_params:
-            outcome.metrics = {"n_params": float(n_params)}   # the leaderboard and the run show the count
-            tracker.log(run_id, metrics=outcome.metrics)
-            raise TrialPruned(over_limit_reason(n_params, context.max_params))
+        measured = context.size_limit.measure(model, family, task)
+        broken = context.size_limit.broken(measured)
+        sizes = {k: float(v) for k, v in measured.items()}
+        if broken:
+            outcome.metrics = sizes   # the leaderboard and the run show the sizes
+            tracker.log(run_id, metrics=sizes)
+            raise TrialPruned(broken)
         metrics = dict(family.fit(model, task, config, dict(context.budget), reporter) or {})
-        metrics.update(n_params=float(n_params), train_time_s=time.perf_counter() - started)
+        metrics.update(sizes, train_time_s=time.perf_counter() - started)
         values = [_objective_value(metrics, o.metric) for o in context.objectives]
         if context.save_models:
             save_weights(tracker, run_id, model)

@@ -1,4 +1,5 @@
-"""``max_params``: a network beyond the cap is recorded as a pruned trial, untrained; bad caps are refused up front."""
+"""``max_params`` / ``max_flops``: a network beyond a cap is recorded as a pruned trial, untrained; bad caps are
+refused up front."""
 
 import pytest
 
@@ -8,7 +9,7 @@ from nasforge.cli import main
 from nasforge.data.tasks import load_task
 from nasforge.errors import SpecError
 from nasforge.plugins import get_registry
-from nasforge.size_limit import PREFLIGHT_DRAWS, count_params
+from nasforge.size_limit import PREFLIGHT_DRAWS, count_flops, count_params
 
 CAP = 5000   # about a third of the mlp space's networks on digits fit it (seed 0 draws both kinds)
 
@@ -63,8 +64,8 @@ def test_a_cap_no_architecture_fits_is_refused_before_any_run(store, tmp_path):
         nasforge.search("mlp", task="digits", trials=2, budget=1, max_params=50, experiment="too-small", **store)
     message = str(error.value)
     assert f"max_params=50: none of {PREFLIGHT_DRAWS} architectures drawn from space" in message
-    smallest = int(message.split("the smallest has ")[1].split()[0])
-    assert smallest > 50 and "raise max_params or narrow the space" in message
+    smallest = int(message.split("the smallest have ")[1].split()[0])
+    assert smallest > 50 and "raise the cap or narrow the space" in message
     assert runs_of(store["tracking_uri"], "too-small").empty
 
 
@@ -100,3 +101,42 @@ def test_a_resumed_search_keeps_its_cap_and_refuses_another(store):
     assert result.spec.max_params == CAP and len(result.trials) == 6
     for trial in result.trials:
         assert (trial.state.name == "PRUNED") == (trial.user_attrs["metrics"]["n_params"] > CAP)
+
+
+FLOPS_CAP = 10_000   # forward FLOPs of one digits row: about 2 per parameter for an MLP
+
+
+def test_count_flops_is_two_per_multiply_add_and_leaves_the_mode():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10))
+    assert count_flops(model, torch.zeros(5, 64)) == 2 * (64 * 32 + 32 * 10)   # one row, whatever the batch
+    assert model.training
+    model.eval()
+    count_flops(model, torch.zeros(1, 64))
+    assert not model.training
+
+
+def test_networks_beyond_max_flops_are_pruned_and_every_trial_logs_its_flops(store):
+    result = nasforge.search("mlp", task="digits", strategy="random", trials=6, budget=1, seed=0,
+                             max_flops=FLOPS_CAP, experiment="flops-capped", **store)
+    runs = child_runs(runs_of(store["tracking_uri"], "flops-capped"), result.parent_run_id)
+    trained, pruned = runs[runs["status"] == "FINISHED"], runs[runs["status"] == "KILLED"]
+    assert len(trained) >= 1 and len(pruned) >= 1 and len(runs) == 6
+    assert (trained["metrics.flops"] <= FLOPS_CAP).all() and (pruned["metrics.flops"] > FLOPS_CAP).all()
+    family, task = get_registry().get("family", "mlp"), load_task("digits", 0)
+    by_number = {t.number: t for t in result.trials}
+    for _, run in runs.iterrows():   # the FLOPs are the network's own, counted again here
+        trial = by_number[int(run["tags.trial_number"])]
+        model = family.build(family.make_config(result.spec.space.config_from_flat(trial.params)), task)
+        assert count_flops(model, task.x_test[:1]) == run["metrics.flops"]
+    for _, run in pruned.iterrows():
+        assert f"{int(run['metrics.flops'])} FLOPs > max_flops={FLOPS_CAP}" in run["tags.status_reason"]
+
+
+def test_both_caps_are_named_when_nothing_fits(store):
+    with pytest.raises(SpecError, match=r"max_params=100000, max_flops=20: none of .* \(the smallest have \d+ "
+                                        r"parameters, \d+ FLOPs\)"):
+        nasforge.search("mlp", task="digits", trials=2, budget=1, max_params=100_000, max_flops=20, **store)
+    with pytest.raises(SpecError, match="max_flops must be an integer >= 1 .* got -1"):
+        nasforge.search("mlp", task="digits", trials=2, budget=1, max_flops=-1, **store)

@@ -1,4 +1,4 @@
-"""``max_params`` in a weight-sharing search: the supernet phase draws, rewards and picks within the cap."""
+"""Size caps in a weight-sharing search: the supernet phase draws, rewards and picks within them."""
 
 import json
 
@@ -9,7 +9,7 @@ import nasforge
 from conftest import runs_of
 from nasforge.data.tasks import load_task
 from nasforge.plugins import get_registry
-from nasforge.size_limit import ParamCounter, penalised_reward
+from nasforge.size_limit import NetworkSizes, SizeLimit, penalised_reward
 from nasforge.spec.space import SearchSpace
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths
@@ -24,7 +24,8 @@ def mlp_enas():
     family = get_registry().get("family", "mlp")
     task = load_task("digits", 0)
     space = SearchSpace.load(family.supernet_space)
-    return family, task, space, ParamCounter(family=family, space=space, task=task)
+    sizes = NetworkSizes(family=family, space=space, task=task, limit=SizeLimit(max_params=CAP))
+    return family, task, space, lambda flat: sizes(flat)["n_params"]
 
 
 @pytest.mark.parametrize("strategy", ["rsws", "enas"])
@@ -54,11 +55,17 @@ def test_uniform_draws_within_a_cap_are_the_accepted_ones_and_a_cap_nothing_fits
         UniformPaths(space=space, accept=lambda flat: False, max_tries=50).draw(np.random.default_rng(0), 1)
 
 
-def test_the_mnasnet_penalty_keeps_rewards_within_the_cap_and_lowers_them_beyond():
-    assert penalised_reward(0.9, 6000, 6000) == 0.9
-    assert penalised_reward(0.9, 12_000, 6000) == pytest.approx(0.45)    # accuracy x cap / n
-    assert penalised_reward(-0.2, 12_000, 6000) == pytest.approx(-0.4)   # minus an MSE: divided, so worse too
-    assert penalised_reward(0.9, 24_000, 6000) < penalised_reward(0.9, 12_000, 6000)
+def test_the_mnasnet_penalty_keeps_rewards_within_the_caps_and_lowers_them_beyond():
+    limit = SizeLimit(max_params=6000, max_flops=50_000)
+
+    def reward(value, n_params, flops):
+        return penalised_reward(value, limit.factor({"n_params": n_params, "flops": flops}))
+
+    assert reward(0.9, 6000, 50_000) == 0.9
+    assert reward(0.9, 12_000, 10_000) == pytest.approx(0.45)    # accuracy x cap / size
+    assert reward(-0.2, 12_000, 10_000) == pytest.approx(-0.4)   # minus an MSE: divided, so worse too
+    assert reward(0.9, 12_000, 100_000) == pytest.approx(0.225)  # beyond both: both factors
+    assert reward(0.9, 24_000, 10_000) < reward(0.9, 12_000, 10_000)
 
 
 def test_the_penalty_alone_teaches_the_enas_controller_the_cap(mlp_enas):
@@ -75,5 +82,5 @@ def test_the_penalty_alone_teaches_the_enas_controller_the_cap(mlp_enas):
     before = share_within()
     for _ in range(60):
         for flat, tokens in paths.draw(rng, 10):
-            paths.learn(tokens, penalised_reward(1.0, count(flat), CAP))
+            paths.learn(tokens, penalised_reward(1.0, min(1.0, CAP / count(flat))))
     assert share_within() >= before + 0.25

@@ -62,7 +62,7 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     job = PhaseJob(strategy=spec.strategy, family=spec.family, task=spec.task, data_digest=spec.data_digest,
                    space=spec.space, seed=spec.seed, options=options, top=spec.trials,
                    tracking_uri=spec.tracking_uri, experiment_id=tracker.experiment_id, run_id=run_id or "",
-                   deadline=deadline, max_params=spec.max_params)
+                   deadline=deadline, size_limit=spec.size_limit)
     if run_id is None:
         tags = {PHASE_TAG: "supernet", "family": spec.family, "task": spec.task, "strategy": spec.strategy,
                 "seed": spec.seed, "backend": spec.backend, "study": study.study_name, **spec.tags}
@@ -95,7 +95,8 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"],
             **({"finetuned_score": e[finetuned]} if finetuned in e else {})} for e in result["top"]]
     if len(top) < spec.trials:
-        within = f" within max_params={spec.max_params}" if spec.max_params else ""
+        caps = spec.size_limit.caps()
+        within = " within " + ", ".join(f"{k}={v}" for k, v in caps.items()) if caps else ""
         print(f"nasforge: the supernet phase's {options.candidates} draws hold only {len(top)} distinct "
               f"architectures{within}; {len(top)} are retrained, not trials={spec.trials} (a small space, or raise "
               "strategy_options['candidates'])", file=sys.stderr)

@@ -18,7 +18,7 @@ from nasforge.errors import ConfigError, DataError, NasforgeError, SpecError
 from nasforge.executors.backends import EXECUTORS
 from nasforge.executors.ray_options import check_options as check_ray_options
 from nasforge.plugins import Registry, get_registry
-from nasforge.size_limit import check_max_params
+from nasforge.size_limit import SizeLimit, check_size_limit
 from nasforge.spec.space import Objective, SearchSpace, parse_objectives
 from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri
 from nasforge.stores.study import resumable_study, stored_strategies
@@ -70,6 +70,7 @@ class SearchSpec:
     strategies: tuple[str, ...] = ()    # the strategy list ((strategy,) for one)
     weight_sharing: bool = False        # enas/rsws: a supernet phase runs before the trials
     max_params: int | None = None       # networks with more parameters are not trained (nasforge.size_limit)
+    max_flops: int | None = None        # networks with more forward FLOPs are not trained
     data: UserData | None = field(default=None, repr=False, compare=False)   # data=...: the user's own
 
     @property
@@ -92,6 +93,11 @@ class SearchSpec:
         return split_trials(self.trials, self.strategies)
 
     @property
+    def size_limit(self) -> SizeLimit:
+        """The search's size caps (falsy without any)."""
+        return SizeLimit(max_params=self.max_params, max_flops=self.max_flops)
+
+    @property
     def directions(self) -> list[str]:
         return [o.direction for o in self.objectives]
 
@@ -108,8 +114,7 @@ class SearchSpec:
             "objective": ",".join(f"{o.metric}:{o.direction}" for o in self.objectives),
             "storage": self.storage, "save_models": self.save_models,
         }
-        if self.max_params is not None:
-            out["max_params"] = self.max_params
+        out.update(self.size_limit.caps())
         if self.data is not None:
             out.update({"data": self.data.origin, "data_digest": self.data.digest, "kind": self.data.kind,
                         **({"target": self.data.target} if self.data.target else {})})
@@ -209,6 +214,7 @@ def build_spec(
     max_failures: int = 2,
     runtime_env: Mapping[str, Any] | None = None,
     max_params: int | None = None,
+    max_flops: int | None = None,
     registry: Registry | None = None,
 ) -> SearchSpec:
     """Check every argument against the registry and return a :class:`SearchSpec`.
@@ -233,9 +239,9 @@ def build_spec(
     tracking, storage = check_stores(tracking_uri, storage, run_dir)
     experiment = experiment or f"{family}-{task}"
     trials_given = trials
-    trials, strategy, max_params = check_resume_defaults(
-        resume, trials=trials, strategy=strategy, max_params=max_params, storage=storage, study_name=study_name,
-        family=family, task=task, experiment=experiment)
+    trials, strategy, caps = check_resume_defaults(
+        resume, trials=trials, strategy=strategy, caps={"max_params": max_params, "max_flops": max_flops},
+        storage=storage, study_name=study_name, family=family, task=task, experiment=experiment)
     weight_sharing = check_weight_sharing(strategy, fam, registry)
     if weight_sharing and trials_given is None and not resume:
         trials = WEIGHT_SHARING_TRIALS
@@ -245,7 +251,7 @@ def build_spec(
     fam.check_space(space_obj, loaded_task)
     if weight_sharing:
         check_supernet(fam, space_obj, loaded_task, strategy=strategy, mixed=darts)
-    max_params = check_max_params(max_params, family=fam, space=space_obj, task=loaded_task, seed=seed, darts=darts)
+    size_limit = check_size_limit(**caps, family=fam, space=space_obj, task=loaded_task, seed=seed, darts=darts)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
@@ -266,7 +272,7 @@ def build_spec(
         strategy_options=strategy_options,
         pruner_options=dict(pruner_options or {}),
         tags={str(k): str(v) for k, v in (tags or {}).items()}, data=user_data, weight_sharing=weight_sharing,
-        max_params=max_params, **ray_options,
+        **size_limit.caps(), **ray_options,
     )
     # Building the sampler and pruner checks their options (and a grid's space) up front.
     make_sampler(spec, registry=registry)
@@ -274,17 +280,17 @@ def build_spec(
     return spec
 
 
-def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, max_params: Any, storage: str,
+def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, caps: dict[str, Any], storage: str,
                           study_name: str | None, family: str, task: str,
-                          experiment: str) -> tuple[int, Any, Any]:
-    """``trials``, ``strategy`` and ``max_params`` where left out: a new search's defaults (20, tpe, no
-    cap), or with ``resume=True`` those of the study it continues (its target, its strategies, its
-    cap), read from the storage."""
+                          experiment: str) -> tuple[int, Any, dict[str, Any]]:
+    """``trials``, ``strategy`` and the size ``caps`` (``max_params``, ``max_flops``) where left out: a
+    new search's defaults (20, tpe, none), or with ``resume=True`` those of the study it continues (its
+    target, its strategies, its caps), read from the storage."""
     if not resume:
         return ((DEFAULT_TRIALS if trials is None else trials), (DEFAULT_STRATEGY if strategy is None else strategy),
-                max_params)
-    if trials is not None and strategy is not None and max_params is not None:
-        return trials, strategy, max_params
+                caps)
+    if trials is not None and strategy is not None and None not in caps.values():
+        return trials, strategy, caps
     try:
         stored = resumable_study(storage=storage, study_name=study_name, family=family, task=task,
                                  experiment=experiment).user_attrs
@@ -292,14 +298,13 @@ def check_resume_defaults(resume: bool, *, trials: int | None, strategy: Any, ma
         if trials is None or strategy is None:
             raise
         stored = {}   # given both, a resume may start the study: it has no cap to keep
-    if max_params is None:
-        max_params = stored.get("max_params")
+    caps = {name: stored.get(name) if value is None else value for name, value in caps.items()}
     if trials is None:
         trials = int(stored.get("trials", DEFAULT_TRIALS))   # studies from before 0.2 did not record it
     if strategy is None:
         strategy = stored_strategies(stored)
         strategy = strategy[0] if len(strategy) == 1 else strategy
-    return trials, strategy, max_params
+    return trials, strategy, caps
 
 
 def check_counts(*, trials: Any, seed: Any, n_jobs: Any, timeout: Any) -> None:

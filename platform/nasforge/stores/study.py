@@ -49,9 +49,10 @@ def open_study(spec: "SearchSpec"):
             raise SpecError(f"study {name!r} ran strategy {', '.join(stored_strategies(attrs))}; resume it with "
                             f"the same strategy list (or leave strategy out), not {', '.join(spec.strategies)}")
         check_same_data(name, attrs.get("data_digest"), spec.data_digest)
-        if attrs.get("max_params", spec.max_params) != spec.max_params:   # a study made before max_params existed has none
-            raise SpecError(f"study {name!r} searched with max_params={attrs['max_params']}; resume it with that "
-                            f"(or leave max_params out), not max_params={spec.max_params}")
+        for cap in ("max_params", "max_flops"):   # a study made before the caps existed has none
+            if attrs.get(cap, getattr(spec, cap)) != getattr(spec, cap):
+                raise SpecError(f"study {name!r} searched with {cap}={attrs[cap]}; resume it with that "
+                                f"(or leave {cap} out), not {cap}={getattr(spec, cap)}")
         directions = [d.name.lower() for d in existing[name].directions]
         if directions != spec.directions:
             raise SpecError(f"study {name!r} has directions {directions}, the spec asks for {spec.directions}")
@@ -71,6 +72,7 @@ def open_study(spec: "SearchSpec"):
         study.set_user_attr("objectives", [[o.metric, o.direction] for o in spec.objectives])
         study.set_user_attr("space", spec.space.source)
         study.set_user_attr("max_params", spec.max_params)
+        study.set_user_attr("max_flops", spec.max_flops)
         if spec.side_by_side:
             study.set_user_attr("strategies", list(spec.strategies))
         if spec.data is not None:

@@ -46,7 +46,7 @@ class UniformPaths:
             if self.accept is None or self.accept(suggester.flat):
                 return suggester.flat, suggester.tokens
         raise ConfigError(f"none of {self.max_tries} uniform draws from space {self.space.source} was accepted "
-                          "(max_params): raise the cap or narrow the space")
+                          "(max_params / max_flops): raise the cap or narrow the space")
 
     def learn(self, tokens, reward: float) -> None:
         """Nothing to learn: the draws stay uniform."""

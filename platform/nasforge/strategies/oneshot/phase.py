@@ -49,7 +49,7 @@ from nasforge import training
 from nasforge.data.tasks import load_task
 from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
-from nasforge.size_limit import ParamCounter, penalised_reward
+from nasforge.size_limit import NetworkSizes, SizeLimit, penalised_reward
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key
@@ -70,8 +70,9 @@ class SupernetPhase:
         torch.manual_seed(job.seed)
         self.supernet = self.family.supernet(job.space, self.task).to(self.device)
         self.optimizer = self._shared_optimizer()
-        self.n_params = ParamCounter(family=self.family, space=job.space, task=self.task)
-        accept = self.fits if job.max_params else None
+        self.limit = job.size_limit or SizeLimit()
+        self.sizes = NetworkSizes(family=self.family, space=job.space, task=self.task, limit=self.limit)
+        accept = self.fits if self.limit else None
         if job.strategy == "enas":
             o = self.options
             self.paths = ControllerPaths(space=job.space, seed=job.seed, batch=o.controller_batch, lr=o.controller_lr,
@@ -181,15 +182,16 @@ class SupernetPhase:
                                 (curve_key("entropy"), update["entropy"], step)]
 
     def fits(self, flat) -> bool:
-        """Whether the path's stand-alone network keeps the search's ``max_params`` (always, without one)."""
-        return self.job.max_params is None or self.n_params(flat) <= self.job.max_params
+        """Whether the path's stand-alone network keeps the search's ``max_params`` / ``max_flops``
+        (always, without them)."""
+        return not self.limit or self.limit.broken(self.sizes(flat)) is None
 
     def penalised(self, flat, reward: float) -> float:
-        """The controller's reward of a path: beyond ``max_params``, penalised as MnasNet does
+        """The controller's reward of a path: beyond a size cap, penalised as MnasNet does
         (:func:`nasforge.size_limit.penalised_reward`)."""
-        if self.job.max_params is None:
+        if not self.limit:
             return reward
-        return penalised_reward(reward, self.n_params(flat), self.job.max_params)
+        return penalised_reward(reward, self.limit.factor(self.sizes(flat)))
 
     @property
     def warming_up(self) -> bool:
@@ -205,7 +207,7 @@ class SupernetPhase:
             argmax, _ = self.paths.most_probable()
             drawn.append((argmax, "argmax"))
         drawn += [(flat, "sample") for flat, _ in self.paths.draw(self.rng, options.candidates)]
-        drawn = [(flat, source) for flat, source in drawn if self.fits(flat)]   # max_params: only those within
+        drawn = [(flat, source) for flat, source in drawn if self.fits(flat)]   # size caps: only those within
         candidates, name = self.score_candidates(drawn)
         if self.paths.learns:
             for entry in candidates:
@@ -220,7 +222,7 @@ class SupernetPhase:
 
         ranked.sort(key=order)
         top = ranked[:self.job.top]
-        argmax = [e for e in ranked if e["source"] == "argmax"]   # none when it breaks max_params
+        argmax = [e for e in ranked if e["source"] == "argmax"]   # none when it breaks a size cap
         if argmax and argmax[0] not in top:
             top = sorted(top[:-1] + argmax, key=order)
         for rank, entry in enumerate(ranked):
@@ -280,8 +282,8 @@ class SupernetPhase:
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"reward": reward, name: score})
-            if self.job.max_params:
-                entry["n_params"] = self.n_params(entry["params"])
+            if self.limit:
+                entry.update(self.sizes(entry["params"]))
         return list(unique.values()), name
 
     # -- helpers ----------------------------------------------------------------------------

@@ -138,9 +138,9 @@ class PhaseJob:
     run_id: str                         # the supernet phase's MLflow run (child of the search's)
     deadline: float | None = None       # the search's timeout as a time.time(): the phase stops at the
                                         # first epoch's end past it and rates with the weights it has
-    max_params: int | None = None       # the search's cap on a network's parameters (nasforge.size_limit)
+    size_limit: Any = None              # the search's max_params / max_flops (nasforge.size_limit.SizeLimit)
 
     def summary(self) -> dict[str, Any]:
-        """The run's params: the strategy, the cap if any and every option."""
+        """The run's params: the strategy, the caps if any and every option."""
         return {"strategy": self.strategy, "top": self.top, "seed": self.seed,
-                **({"max_params": self.max_params} if self.max_params else {}), **dataclasses.asdict(self.options)}
+                **(self.size_limit.caps() if self.size_limit else {}), **dataclasses.asdict(self.options)}
