@@ -1,5 +1,7 @@
-"""Size caps of a search: ``max_params`` (KerasTuner's ``max_model_size``) and ``max_flops`` (the
-budget of MnasNet and ProxylessNAS, with forward FLOPs standing in for latency).
+"""Size caps of a search: ``max_params`` and ``max_flops``.
+
+``max_params`` is KerasTuner's ``max_model_size``; ``max_flops`` the budget of MnasNet and
+ProxylessNAS, with forward FLOPs standing in for latency.
 
 Every strategy keeps them the same way: a trial whose network breaks a cap is recorded as pruned
 before any training, the sizes in its reason and as its ``n_params`` / ``flops`` metrics; it counts
