@@ -300,6 +300,7 @@ spec_fields = {
     "scheduler_options": option_map,
     "max_failures": st.one_of(st.integers(-1, 5), number, junk),
     "max_params": st.one_of(st.none(), st.integers(-2, 10**6), number, junk),
+    "max_flops": st.one_of(st.none(), st.integers(-2, 10**7), number, junk),
 }
 spec_kwargs_fields = set(spec_fields)
 spec_kwargs = st.fixed_dictionaries({k: v for k, v in spec_fields.items()})
@@ -310,7 +311,7 @@ family = st.one_of(st.sampled_from(["toy", "toy", "toy", "mlp", "transformer"]),
 FLAGS = ["--task", "--space", "--strategy", "--strategy-option", "--pruner", "--pruner-option", "--objective",
          "--direction", "--trials", "--budget", "--seed", "--timeout", "--n-jobs", "--tracking-uri", "--experiment",
          "--storage", "--study-name", "--resume", "--run-dir", "--backend", "--address", "--cpus-per-trial",
-         "--gpus-per-trial", "--max-concurrent", "--scheduler", "--scheduler-option", "--max-failures", "--max-params", "--top",
+         "--gpus-per-trial", "--max-concurrent", "--scheduler", "--scheduler-option", "--max-failures", "--max-params", "--max-flops", "--top",
          "-q", "--bogus", "--json", "--host", "--port"]
 VALUES = ["digits", "toy", "mlp", "0", "-1", "2", "1e400", "nan", "inf", "x", "", "a=b", "a=[", "k=!!python/object:x",
           "=", "maximize", "val_accuracy", "ray", "asha", "sqlite:///m.db", "http://127.0.0.1:1", "mlp_small",
