@@ -30,17 +30,19 @@ def count_params(model) -> int:
 
 def count_flops(model, example) -> int:
     """Forward FLOPs of ``model`` on one row of ``example`` (``torch.utils.flop_counter``: matrix
-    products and convolutions, 2 per multiply-add), in eval mode without gradients; the model's
-    train/eval mode is restored."""
+    products and convolutions, 2 per multiply-add), in eval mode without gradients, on the model's
+    device; its train/eval mode and the torch random stream (a forward that samples) are left as
+    they were."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     training = model.training
     counter = FlopCounterMode(display=False)
     try:
         model.eval()
-        with counter, torch.no_grad():
-            model(torch.as_tensor(example[:1]))
+        with torch.random.fork_rng(devices=[]), counter, torch.no_grad():
+            model(torch.as_tensor(example[:1]).to(device))
     finally:
         model.train(training)
     return int(counter.get_total_flops())
