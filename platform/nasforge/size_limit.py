@@ -77,8 +77,9 @@ class SizeLimit:
         return "; ".join(over) + ": not trained" if over else None
 
     def factor(self, sizes: Mapping[str, int]) -> float:
-        """MnasNet's hard-constraint factor: the product over the caps of ``min(1, cap / size)``."""
-        return math.prod(min(1.0, cap / sizes[CAPS[name][0]]) for name, cap in self.caps().items())
+        """MnasNet's hard-constraint factor: the product over the caps broken of ``cap / size`` (1 within them)."""
+        beyond = {name: sizes[CAPS[name][0]] for name, cap in self.caps().items() if sizes[CAPS[name][0]] > cap}
+        return math.prod(getattr(self, name) / size for name, size in beyond.items())
 
 
 def penalised_reward(reward: float, factor: float) -> float:

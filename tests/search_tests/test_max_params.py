@@ -109,7 +109,8 @@ FLOPS_CAP = 10_000   # forward FLOPs of one digits row: about 2 per parameter fo
 def test_count_flops_is_two_per_multiply_add_and_leaves_the_mode():
     import torch
 
-    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10))
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
     assert count_flops(model, torch.zeros(5, 64)) == 2 * (64 * 32 + 32 * 10)   # one row, whatever the batch
     assert model.training
     model.eval()
