@@ -66,6 +66,7 @@ def test_the_mnasnet_penalty_keeps_rewards_within_the_caps_and_lowers_them_beyon
     assert reward(-0.2, 12_000, 10_000) == pytest.approx(-0.4)   # minus an MSE: divided, so worse too
     assert reward(0.9, 12_000, 100_000) == pytest.approx(0.225)  # beyond both: both factors
     assert reward(0.9, 24_000, 10_000) < reward(0.9, 12_000, 10_000)
+    assert limit.factor({"n_params": 10, "flops": 0}) == 1.0   # a size of 0 is within, not a division
 
 
 def test_the_penalty_alone_teaches_the_enas_controller_the_cap(mlp_enas):
