@@ -45,6 +45,9 @@ def test_networks_beyond_max_params_are_pruned_untrained_and_the_rest_train(stor
     assert result.best_value == max(t.values[0] for t in result.trials if t.state.name == "COMPLETE")
     parent = runs_of(store["tracking_uri"], "capped").set_index("run_id").loc[result.parent_run_id]
     assert parent["params.max_params"] == str(CAP)
+    reopened = nasforge.load(study_name=result.study.study_name, **store)
+    assert (reopened.spec.max_params, reopened.spec.max_flops) == (CAP, None)
+    assert reopened.leaderboard()["n_params"].tolist() == board["n_params"].tolist()
 
 
 def test_without_max_params_the_same_networks_all_train(store):
@@ -80,6 +83,7 @@ def test_the_cli_passes_max_params(store, capsys):
     assert main(base + ["--max-params", "10"]) == 2
     assert "max_params=10: none of" in capsys.readouterr().err
     assert main(base + ["--max-params", "100000"]) == 0
+    assert "2 complete, 0 pruned, 0 failed (max_params=100000: beyond, pruned untrained)" in capsys.readouterr().out
     runs = runs_of(store["tracking_uri"], "cli-cap")
     assert set(runs["params.max_params"].dropna()) == {"100000"}
 

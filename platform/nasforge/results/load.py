@@ -159,7 +159,7 @@ def spec_from_run(client, run, study, *, tracking_uri: str) -> SearchSpec:
         timeout=None if timeout in (None, "None") else float(timeout), n_jobs=int(params.get("n_jobs", 1)),
         backend=tags.get("backend", "local"), tracking_uri=tracking_uri, experiment=experiment,
         storage=params["storage"], study_name=study.study_name, save_models=params.get("save_models") != "False",
-        tags={}, data=data)
+        tags={}, data=data, **{cap: int(params[cap]) for cap in ("max_params", "max_flops") if cap in params})
 
 
 def _budget_unit(family: str, budget: dict[str, int]) -> str:
