@@ -22,21 +22,17 @@ def _stand_alone(family, task, space, flat: Mapping[str, Any]):
 
 def flops(family, task, space, flat: Mapping[str, Any]) -> int:
     """Forward FLOPs of the stand-alone network of architecture ``flat`` on one validation row
-    (``torch.utils.flop_counter``: matrix products and convolutions, 2 per multiply-add)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    (:func:`nasforge.size_limit.count_flops`, what ``max_flops`` caps)."""
+    from nasforge.size_limit import count_flops
 
-    model = _stand_alone(family, task, space, flat).eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.as_tensor(task.x_val[:1]))
-    return int(counter.get_total_flops())
+    return count_flops(_stand_alone(family, task, space, flat), task.x_val)
 
 
 def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
-    """Trainable parameters of the stand-alone network of architecture ``flat``."""
-    model = _stand_alone(family, task, space, flat)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Parameters of the stand-alone network of architecture ``flat`` (what ``max_params`` caps)."""
+    from nasforge.size_limit import count_params
+
+    return count_params(_stand_alone(family, task, space, flat))
 
 
 def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,

@@ -105,7 +105,7 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     spec = result.spec
     trials = result.trials
     counts = {s: sum(1 for t in trials if t.state.name == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    caps = ", ".join(f"{k}={v}" for k, v in spec.size_limit.caps().items())
+    caps = spec.size_limit.describe()
     print(f"\nstudy {result.study.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
           f"{counts['FAIL']} failed" + (f" ({caps}: beyond, pruned untrained)" if caps else ""), file=file)
     done = result.completed_trials

@@ -62,6 +62,10 @@ class SizeLimit:
         """``{argument: cap}`` of the caps set."""
         return {name: getattr(self, name) for name in CAPS if getattr(self, name) is not None}
 
+    def describe(self) -> str:
+        """The caps set as arguments (``"max_params=5000, max_flops=10000"``; empty without any)."""
+        return ", ".join(f"{name}={cap}" for name, cap in self.caps().items())
+
     def measure(self, model, family, task) -> dict[str, int]:
         """``{"n_params": ..., "flops": ...}`` of ``model`` (FLOPs only under ``max_flops``: one forward
         pass on the family's example input)."""
@@ -126,7 +130,7 @@ def check_size_limit(*, max_params: Any, max_flops: Any, family, space, task, se
     limit = SizeLimit(max_params=max_params, max_flops=max_flops)
     if not limit:
         return limit
-    caps = ", ".join(f"{k}={v}" for k, v in limit.caps().items())
+    caps = limit.describe()
     if darts:
         raise SpecError(f"strategy 'darts' cannot keep {caps}: its architecture is the argmax of relaxed weights "
                         "learnt by gradient, with no way to hold it under a size; strategy='enas' or 'rsws' keep "

@@ -95,8 +95,7 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     top = [{"params": e["params"], "score": e[result["metric"]], "source": e["source"],
             **({"finetuned_score": e[finetuned]} if finetuned in e else {})} for e in result["top"]]
     if len(top) < spec.trials:
-        caps = spec.size_limit.caps()
-        within = " within " + ", ".join(f"{k}={v}" for k, v in caps.items()) if caps else ""
+        within = f" within {spec.size_limit.describe()}" if spec.size_limit else ""
         print(f"nasforge: the supernet phase's {options.candidates} draws hold only {len(top)} distinct "
               f"architectures{within}; {len(top)} are retrained, not trials={spec.trials} (a small space, or raise "
               "strategy_options['candidates'])", file=sys.stderr)

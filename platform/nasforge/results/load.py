@@ -17,6 +17,7 @@ from typing import Any
 from nasforge.data.prepare import UserData
 from nasforge.data.tasks import task_from_description
 from nasforge.errors import UnknownSearchError
+from nasforge.size_limit import CAPS
 from nasforge.spec.arguments import SearchSpec
 from nasforge.spec.space import Objective, SearchSpace
 from nasforge.stores.mlflow_runs import absolute_tracking_uri, default_tracking_uri, quiet_mlflow
@@ -159,7 +160,7 @@ def spec_from_run(client, run, study, *, tracking_uri: str) -> SearchSpec:
         timeout=None if timeout in (None, "None") else float(timeout), n_jobs=int(params.get("n_jobs", 1)),
         backend=tags.get("backend", "local"), tracking_uri=tracking_uri, experiment=experiment,
         storage=params["storage"], study_name=study.study_name, save_models=params.get("save_models") != "False",
-        tags={}, data=data, **{cap: int(params[cap]) for cap in ("max_params", "max_flops") if cap in params})
+        tags={}, data=data, **{cap: int(params[cap]) for cap in CAPS if cap in params})
 
 
 def _budget_unit(family: str, budget: dict[str, int]) -> str:

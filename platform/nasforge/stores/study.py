@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from nasforge.errors import SpecError
 from nasforge.outcome import COMPLETE, FAILED, MLFLOW_STATUS, PRUNED, counts_toward_target
+from nasforge.size_limit import CAPS
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.build import make_pruner, make_sampler
 
@@ -49,7 +50,7 @@ def open_study(spec: "SearchSpec"):
             raise SpecError(f"study {name!r} ran strategy {', '.join(stored_strategies(attrs))}; resume it with "
                             f"the same strategy list (or leave strategy out), not {', '.join(spec.strategies)}")
         check_same_data(name, attrs.get("data_digest"), spec.data_digest)
-        for cap in ("max_params", "max_flops"):   # a study made before the caps existed has none
+        for cap in CAPS:   # a study made before the caps existed has none
             if attrs.get(cap, getattr(spec, cap)) != getattr(spec, cap):
                 raise SpecError(f"study {name!r} searched with {cap}={attrs[cap]}; resume it with that "
                                 f"(or leave {cap} out), not {cap}={getattr(spec, cap)}")
@@ -71,8 +72,8 @@ def open_study(spec: "SearchSpec"):
             study.set_user_attr(key, getattr(spec, key))
         study.set_user_attr("objectives", [[o.metric, o.direction] for o in spec.objectives])
         study.set_user_attr("space", spec.space.source)
-        study.set_user_attr("max_params", spec.max_params)
-        study.set_user_attr("max_flops", spec.max_flops)
+        for cap in CAPS:
+            study.set_user_attr(cap, getattr(spec, cap))
         if spec.side_by_side:
             study.set_user_attr("strategies", list(spec.strategies))
         if spec.data is not None:
