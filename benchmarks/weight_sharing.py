@@ -98,8 +98,18 @@ def test_accuracy(result, trial) -> float:
 
 
 def pick(result, trials):
+    """The best complete trial, or None when none completed (under a tight cap, the first few trials
+    of a search may all be pruned untrained)."""
     done = [t for t in trials if t.state.name == "COMPLETE"]
-    return max(done, key=lambda t: (t.values[0], -t.number))
+    return max(done, key=lambda t: (t.values[0], -t.number)) if done else None
+
+
+def best_row(result, trials, **compute) -> dict:
+    """A table row: the best trial's test and validation accuracy (NaN when none completed)."""
+    best = pick(result, trials)
+    if best is None:
+        return {"test": math.nan, "val": math.nan, **compute}
+    return {"test": test_accuracy(result, best), "val": best.values[0], **compute}
 
 
 def epochs_of(trials) -> float:
@@ -175,7 +185,6 @@ def run_seed(args, seed: int) -> dict:
     """Every method on one seed; returns ``{row: {"test", "epochs", "cpu"}, "tau": {...}}``."""
     import optuna
     import torch
-    from scipy.stats import kendalltau
 
     from nasforge.data.tasks import load_task
     from nasforge.plugins import get_registry
@@ -199,9 +208,8 @@ def run_seed(args, seed: int) -> dict:
                 compute, run_id = phase_info(result)
                 phase_epochs = compute["epochs_equivalent"]
                 phases[method] = (result, run_id)
-            best = pick(result, result.trials)
-            out["rows"][method] = {"test": test_accuracy(result, best), "cpu": cpu,
-                                   "epochs": phase_epochs + epochs_of(result.trials), "val": best.values[0]}
+            out["rows"][method] = best_row(result, result.trials, cpu=cpu,
+                                           epochs=phase_epochs + epochs_of(result.trials))
             print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
         if args.only_weight_sharing:
             return out
@@ -210,30 +218,36 @@ def run_seed(args, seed: int) -> dict:
         ordered = sorted(result.trials, key=lambda t: t.number)
         for n in multi:
             first = ordered[:n]
-            best = pick(result, first)
             share = sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in first) / max(
                 sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ordered), 1e-9)
-            out["rows"][f"controller N={n}"] = {"test": test_accuracy(result, best), "epochs": epochs_of(first),
-                                                "cpu": cpu * share, "val": best.values[0]}
+            out["rows"][f"controller N={n}"] = best_row(result, first, epochs=epochs_of(first), cpu=cpu * share)
         print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
             f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}" for n in multi), file=sys.stderr)
         result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
-        best = pick(result, result.trials)
-        out["rows"][f"random N={args.random}"] = {"test": test_accuracy(result, best), "cpu": cpu,
-                                                  "epochs": epochs_of(result.trials), "val": best.values[0]}
+        out["rows"][f"random N={args.random}"] = best_row(result, result.trials, cpu=cpu,
+                                                          epochs=epochs_of(result.trials))
         done = [t for t in result.trials if t.state.name == "COMPLETE"]
         unique = {json.dumps(sorted(t.params.items()), default=str): t for t in done}
         networks = [t.params for t in unique.values()]
         alone = [t.values[0] for t in unique.values()]
         for method, (phase_result, run_id) in phases.items():
             pairs = [(s, a) for s, a in zip(shared_scores(phase_result, run_id, networks), alone) if s is not None]
-            out["tau"][method] = (float(kendalltau(*zip(*pairs)).statistic), len(pairs))
+            out["tau"][method] = tau_of([s for s, _ in pairs], [a for _, a in pairs])
         family, task = get_registry().get("family", args.family), load_task(args.task, seed)
         counted = [zero_cost.flops(family, task, result.spec.space, flat) for flat in networks]
-        out["tau"]["flops"] = (float(kendalltau(counted, alone).statistic), len(alone))
+        out["tau"]["flops"] = tau_of(counted, alone)
         print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} cpu {cpu:.0f}s; "
               f"tau {out['tau']}", file=sys.stderr)
     return out
+
+
+def tau_of(scores, alone) -> tuple[float, int]:
+    """Kendall tau between two rankings and how many networks it is over (NaN below two)."""
+    from scipy.stats import kendalltau
+
+    if len(alone) < 2:
+        return math.nan, len(alone)
+    return float(kendalltau(scores, alone).statistic), len(alone)
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -264,6 +278,9 @@ def report(results: list[dict], args) -> None:
         score = "FLOPs (no training)" if method == "flops" else f"{method} shared-weight"
         print(f"Kendall tau, {score} vs stand-alone validation accuracy over >= {n} networks: "
               f"{tau[0]:.3f} +- {tau[1]:.3f}")
+    if not {"enas", "rsws"} <= set(args.methods):
+        print("goal lines: not printed (they need enas and rsws in --methods)")
+        return
     multi = sorted(int(n) for n in args.multi.split(","))
     reference = f"controller N={multi[-1]}"
     enas = mean_std([100 * r["rows"]["enas"]["test"] for r in results])[0]

@@ -114,8 +114,9 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         sign = -1 if obj.direction == "maximize" else 1
         ranked = result.best_trials if spec.multi_objective else sorted(done, key=lambda t: sign * t.values[0])
         shared = any("shared_score" in t.user_attrs for t in ranked[:top])   # a weight-sharing search's picks
+        flops = spec.max_flops is not None   # FLOPs are counted only under a FLOPs cap
         headers = ["trial"] + (["strategy"] if spec.side_by_side else []) + [o.metric for o in spec.objectives] \
-            + (["shared"] if shared else []) + ["n_params", "params"]
+            + (["shared"] if shared else []) + ["n_params"] + (["flops"] if flops else []) + ["params"]
         rows = []
         for t in ranked[:top]:
             params = json.dumps(spec.space.config_from_flat(t.params), separators=(",", ":"))
@@ -124,7 +125,8 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
             score = [f"{score:.4f}" if score is not None else "-"] if shared else []
             rows.append([str(t.number)] + ([str(t.user_attrs.get("strategy", ""))] if spec.side_by_side else [])
                         + [f"{v:.4f}" for v in t.values] + score
-                        + [str(int(metrics.get("n_params", 0)))] + [params[:90]])
+                        + [str(int(metrics.get("n_params", 0)))]
+                        + ([str(int(metrics.get("flops", 0)))] if flops else []) + [params[:90]])
         title = "Pareto front" if spec.multi_objective else f"best {min(top, len(ranked))} trials"
         print(title + ":", file=file)
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]

@@ -3,11 +3,9 @@
 import hashlib
 import subprocess
 import sys
-import warnings
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 
 import nasforge

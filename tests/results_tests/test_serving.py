@@ -17,7 +17,6 @@ import pytest
 import nasforge
 from conftest import CTRL_C_REACHES_PYTHON, completed_trials, local_ray
 from results_tests.test_results import SPACE, _wine
-from toy_family import SLOW_TOY_SPACE
 
 TESTS = Path(__file__).parents[1]
 

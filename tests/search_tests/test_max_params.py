@@ -1,11 +1,13 @@
 """``max_params`` / ``max_flops``: a network beyond a cap is recorded as a pruned trial, untrained; bad caps are
 refused up front."""
 
+import io
+
 import pytest
 
 import nasforge
 from conftest import child_runs, local_ray, runs_of
-from nasforge.cli import main
+from nasforge.cli import main, print_summary
 from nasforge.data.tasks import load_task
 from nasforge.errors import SpecError
 from nasforge.plugins import get_registry
@@ -137,6 +139,14 @@ def test_networks_beyond_max_flops_are_pruned_and_every_trial_logs_its_flops(sto
         assert count_flops(model, task.x_test[:1]) == run["metrics.flops"]
     for _, run in pruned.iterrows():
         assert f"{int(run['metrics.flops'])} FLOPs > max_flops={FLOPS_CAP}" in run["tags.status_reason"]
+    board = result.leaderboard().set_index("run_id")   # the leaderboard and the summary table show them too
+    assert board.loc[runs["run_id"], "flops"].tolist() == runs["metrics.flops"].tolist()
+    out = io.StringIO()
+    print_summary(result, top=1, file=out)
+    lines = out.getvalue().splitlines()
+    header, best = lines[lines.index("best 1 trials:") + 1:][:2]
+    assert header.split()[-2:] == ["flops", "params"]
+    assert int(best.split()[-2]) == board.loc[result.best_trial.user_attrs["mlflow_run_id"], "flops"]
 
 
 def test_both_caps_are_named_when_nothing_fits(store):

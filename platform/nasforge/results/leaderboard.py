@@ -30,6 +30,8 @@ def leaderboard(result):
         params = trial.user_attrs.get("final_params", trial.params)
         row.update(flatten(spec.space.config_from_flat(params)))
         row["n_params"] = metrics.get("n_params", math.nan)
+        if spec.max_flops is not None:   # counted only under a FLOPs cap (size_limit.py)
+            row["flops"] = metrics.get("flops", math.nan)
         row["train_time_s"] = metrics.get("train_time_s", math.nan)
         row["run_id"] = trial.user_attrs.get("mlflow_run_id")
         if trial.user_attrs.get("interrupted"):
