@@ -93,9 +93,10 @@ class SearchResult:
     def leaderboard(self):
         """One row per trial, best first (pandas DataFrame): number, strategy, state, the objective(s)
         under their metric names, the parameters (flattened: ``layers.0.units``), ``n_params``
-        (and ``flops`` under ``max_flops``), ``train_time_s`` and the trial's MLflow run id. Failed and pruned trials come last. A
-        weight-sharing search's trials also say which supernet pick they retrained: ``shared_rank``,
-        ``shared_score`` (its score with the shared weights) and ``finetuned_score`` where fine-tuned."""
+        (and ``flops`` under ``max_flops``), ``train_time_s`` and the trial's MLflow run id. Failed
+        and pruned trials come last. A weight-sharing search's trials also say which supernet pick
+        they retrained: ``shared_rank``, ``shared_score`` (its score with the shared weights) and
+        ``finetuned_score`` where fine-tuned."""
         from nasforge.results.leaderboard import leaderboard
 
         return leaderboard(self)
