@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -45,6 +46,7 @@ FORMS = {
     "train + test, val split off": lambda wine, files: dict(
         data={"train": str(files / "wine.csv"), "test": wine.iloc[:40]}, target="label"),
     "torch Dataset from disk": lambda wine, files: dict(data=RowsOnDisk(files / "x.npy", files / "y.npy")),
+    "Arrow table (pyarrow; polars alike)": lambda wine, files: dict(data=pa.Table.from_pandas(wine), target="label"),
 }
 
 
@@ -72,6 +74,20 @@ def test_each_form_searches_and_mlflow_shows_the_data(form, wine, wine_files, st
                                                                    str(tmp_path))
     stored = json.loads(open(local).read())
     assert stored["kind"] == "classification" and stored["task"]["n_classes"] == 3
+
+
+def test_an_arrow_table_is_the_same_data_as_its_pandas_frame_and_predicts_alike(wine, store):
+    """A table given through the Arrow stream interface (a polars DataFrame, a pyarrow Table) is read
+    as the pandas DataFrame it converts to: the same digest, the same predictions."""
+    kwargs = dict(target="label", space=SMALL_MLP, tracking_uri=store["tracking_uri"], storage=store["storage"],
+                  **QUICK)
+    from_pandas = nasforge.search("mlp", data=wine, **kwargs)
+    from_arrow = nasforge.search("mlp", data=pa.Table.from_pandas(wine), **kwargs)
+    assert from_arrow.spec.data.digest == from_pandas.spec.data.digest
+    inputs = wine.drop(columns=["label"]).iloc[:20]
+    predictor = from_arrow.predictor()
+    assert list(predictor.predict(pa.Table.from_pandas(inputs))) == list(predictor.predict(inputs))
+    assert set(predictor.predict(inputs)) <= {"barbera", "barolo", "grignolino"}
 
 
 def test_string_labels_are_encoded_and_kept(wine, store):

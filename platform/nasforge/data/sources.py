@@ -91,6 +91,9 @@ def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSpli
         return _read_path(Path(value), target=target, what=what)
     if _is_frame(value):
         return _from_frame(value, target=target, what=what, origin="a DataFrame")
+    frame = arrow_frame(value)
+    if frame is not None:
+        return _from_frame(frame, target=target, what=what, origin=f"a {_type_name(value)}")
     if isinstance(value, (tuple, list)) and len(value) == 2:
         if target is not None:
             raise DataError(f"{what}: target={target!r} names a column of a table; with (X, y) arrays leave it out")
@@ -99,15 +102,37 @@ def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSpli
         return _from_dataset(value, what=what)
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
         raise DataError(f"{what}: an array alone has no targets; pass data=(X, y), or a DataFrame with target=")
-    raise DataError(f"{what}: cannot read a {type(value).__name__}; give (X, y) arrays, a pandas DataFrame with "
-                    "target=, a .csv/.parquet/.npz file, a folder of class subfolders of images, or a "
-                    "torch Dataset of (x, y) items")
+    raise DataError(f"{what}: cannot read a {_type_name(value)}; give (X, y) arrays, a DataFrame (pandas, polars, "
+                    "a pyarrow Table: anything with __arrow_c_stream__) with target=, a .csv/.parquet/.npz file, a "
+                    "folder of class subfolders of images, or a torch Dataset of (x, y) items"
+                    + ("; a polars LazyFrame: call .collect() first" if hasattr(value, "collect") else ""))
 
 
 # -- in memory -----------------------------------------------------------------------------
 def _is_frame(value) -> bool:
     """A pandas DataFrame (checked without importing pandas)."""
     return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] == "pandas"
+
+
+def arrow_frame(value):
+    """A pandas DataFrame of any table that speaks the Arrow PyCapsule stream interface
+    (``__arrow_c_stream__``: a polars DataFrame, a pyarrow Table, a DuckDB result, ...); None for
+    anything else, a pandas DataFrame included (it is used as it is)."""
+    if _is_frame(value) or not hasattr(value, "__arrow_c_stream__"):
+        return None
+    import pyarrow as pa
+
+    try:
+        table = pa.table(value)
+    except (TypeError, ValueError, pa.ArrowException):   # a stream of arrays, not of record batches
+        return None
+    return table.to_pandas()
+
+
+def _type_name(value) -> str:
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module} {kind.__name__}"
 
 
 def _from_frame(frame, *, target: str | None, what: str, origin: str, name: str | None = None,
@@ -140,8 +165,8 @@ def _from_pair(x, y, *, what: str) -> RawSplit:
             raise DataError(f"{what}: X is a path to {x_path.name}; a path in (X, y) must be a .npy file")
         x = _npy_file(x_path, what=what)
         name, path, origin = x_path.stem, str(x_path), f"{x_path.name}"
-    elif _is_frame(x):
-        x = x.copy()
+    elif _is_frame(x) or (table := arrow_frame(x)) is not None:
+        x = x.copy() if _is_frame(x) else table
         x.columns = [str(c) for c in x.columns]
         origin = "(DataFrame, y)"
     else:

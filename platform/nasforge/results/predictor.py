@@ -175,11 +175,17 @@ class Predictor:
 
 
 def _read_table(data):
-    """A DataFrame from a DataFrame or a .csv/.tsv/.parquet path; None for anything else."""
+    """A DataFrame from a DataFrame (pandas, or any Arrow table: polars, pyarrow) or a .csv/.tsv/.parquet
+    path; None for anything else."""
     import pandas as pd
+
+    from nasforge.data.sources import arrow_frame
 
     if isinstance(data, pd.DataFrame):
         return data
+    frame = arrow_frame(data)
+    if frame is not None:
+        return frame
     if isinstance(data, (str, os.PathLike)):
         path = str(data)
         if not os.path.exists(path):
