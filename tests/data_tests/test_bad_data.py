@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from PIL import Image
@@ -46,6 +47,9 @@ def test_each_bad_input_is_one_clear_error_before_anything_runs(wine, wine_files
         (dict(data=(x, np.where(np.arange(len(x)) == 7, np.nan, 1.5 * np.arange(len(x))))),
          r"1 targets are NaN or infinite \(first at row 7\)"),
         (dict(data=x), r"an array alone has no targets; pass data=\(X, y\)"),
+        (dict(data=pl.from_pandas(wine).lazy(), target="label"),
+         r"cannot read a polars LazyFrame; .*; a polars LazyFrame: call \.collect\(\) first"),
+        (dict(data=pl.from_pandas(wine), target="class"), r"a polars DataFrame has no column 'class'; its columns:"),
         (dict(data=(x, y), target="label"), r"target='label' names a column of a table"),
         (dict(data=(x, y), task="digits"), r"give task='digits' or data=, not both"),
         (dict(task="digits", target="label"), r"target applies to data="),

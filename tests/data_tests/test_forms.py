@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 import torch
@@ -46,7 +47,8 @@ FORMS = {
     "train + test, val split off": lambda wine, files: dict(
         data={"train": str(files / "wine.csv"), "test": wine.iloc[:40]}, target="label"),
     "torch Dataset from disk": lambda wine, files: dict(data=RowsOnDisk(files / "x.npy", files / "y.npy")),
-    "Arrow table (pyarrow; polars alike)": lambda wine, files: dict(data=pa.Table.from_pandas(wine), target="label"),
+    "polars DataFrame + target": lambda wine, files: dict(data=pl.from_pandas(wine), target="label"),
+    "pyarrow Table + target": lambda wine, files: dict(data=pa.Table.from_pandas(wine), target="label"),
 }
 
 
@@ -82,10 +84,11 @@ def test_an_arrow_table_is_the_same_data_as_its_pandas_frame_and_predicts_alike(
     kwargs = dict(target="label", space=SMALL_MLP, tracking_uri=store["tracking_uri"], storage=store["storage"],
                   **QUICK)
     from_pandas = nasforge.search("mlp", data=wine, **kwargs)
-    from_arrow = nasforge.search("mlp", data=pa.Table.from_pandas(wine), **kwargs)
+    from_arrow = nasforge.search("mlp", data=pl.from_pandas(wine), **kwargs)
     assert from_arrow.spec.data.digest == from_pandas.spec.data.digest
     inputs = wine.drop(columns=["label"]).iloc[:20]
     predictor = from_arrow.predictor()
+    assert list(predictor.predict(pl.from_pandas(inputs))) == list(predictor.predict(inputs))
     assert list(predictor.predict(pa.Table.from_pandas(inputs))) == list(predictor.predict(inputs))
     assert set(predictor.predict(inputs)) <= {"barbera", "barolo", "grignolino"}
 
