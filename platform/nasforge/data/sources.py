@@ -105,7 +105,7 @@ def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSpli
     raise DataError(f"{what}: cannot read a {_type_name(value)}; give (X, y) arrays, a DataFrame (pandas, polars, "
                     "a pyarrow Table: anything with __arrow_c_stream__) with target=, a .csv/.parquet/.npz file, a "
                     "folder of class subfolders of images, or a torch Dataset of (x, y) items"
-                    + ("; a polars LazyFrame: call .collect() first" if hasattr(value, "collect") else ""))
+                    + ("; a polars LazyFrame: call .collect() first" if type(value).__name__ == "LazyFrame" else ""))
 
 
 # -- in memory -----------------------------------------------------------------------------
