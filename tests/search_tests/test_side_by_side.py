@@ -168,8 +168,9 @@ TARGET = 9
 
 
 def test_a_killed_side_by_side_search_resumes_every_strategy_to_its_share(store, toy):
-    # The paced space: trials of a few milliseconds could all be done before the kill lands.
-    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=4, seed=0,
+    # The paced space, 1 s a trial (as test_resume's): at 0.2 s a trial (budget 4) a loaded CI box once
+    # finished all 9 before the kill landed.
+    search = dict(family="toy", space=SLOW_TOY_SPACE, strategy=["tpe", "random"], trials=TARGET, budget=20, seed=0,
                   save_models=False, study_name="both", **store)
     interrupt_search(search, completed=3, sig=signal.SIGKILL)
     assert 3 <= completed_trials(store["storage"], "both") < TARGET
