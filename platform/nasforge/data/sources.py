@@ -165,8 +165,8 @@ def _from_pair(x, y, *, what: str) -> RawSplit:
             raise DataError(f"{what}: X is a path to {x_path.name}; a path in (X, y) must be a .npy file")
         x = _npy_file(x_path, what=what)
         name, path, origin = x_path.stem, str(x_path), f"{x_path.name}"
-    elif _is_frame(x) or (table := arrow_frame(x)) is not None:
-        x = x.copy() if _is_frame(x) else table
+    elif (frame := x.copy() if _is_frame(x) else arrow_frame(x)) is not None:
+        x = frame
         x.columns = [str(c) for c in x.columns]
         origin = "(DataFrame, y)"
     else:

@@ -49,7 +49,7 @@ from nasforge import training
 from nasforge.data.tasks import load_task
 from nasforge.errors import ConfigError
 from nasforge.plugins import get_registry
-from nasforge.size_limit import NetworkSizes, SizeLimit, penalised_reward
+from nasforge.size_limit import NetworkSizes, penalised_reward
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key
@@ -70,7 +70,7 @@ class SupernetPhase:
         torch.manual_seed(job.seed)
         self.supernet = self.family.supernet(job.space, self.task).to(self.device)
         self.optimizer = self._shared_optimizer()
-        self.limit = job.size_limit or SizeLimit()
+        self.limit = job.size_limit
         self.sizes = NetworkSizes(family=self.family, space=job.space, task=self.task, limit=self.limit)
         accept = self.fits if self.limit else None
         if job.strategy == "enas":

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nasforge.errors import ConfigError
+from nasforge.size_limit import SizeLimit
 
 WEIGHT_SHARING = ("enas", "rsws", "darts")
 # Study system attributes: the phase's picks (best first), and the pick each trial retrains.
@@ -138,9 +139,9 @@ class PhaseJob:
     run_id: str                         # the supernet phase's MLflow run (child of the search's)
     deadline: float | None = None       # the search's timeout as a time.time(): the phase stops at the
                                         # first epoch's end past it and rates with the weights it has
-    size_limit: Any = None              # the search's max_params / max_flops (nasforge.size_limit.SizeLimit)
+    size_limit: SizeLimit = field(default_factory=SizeLimit)   # the search's max_params / max_flops
 
     def summary(self) -> dict[str, Any]:
         """The run's params: the strategy, the caps if any and every option."""
         return {"strategy": self.strategy, "top": self.top, "seed": self.seed,
-                **(self.size_limit.caps() if self.size_limit else {}), **dataclasses.asdict(self.options)}
+                **self.size_limit.caps(), **dataclasses.asdict(self.options)}
