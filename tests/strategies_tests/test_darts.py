@@ -1,7 +1,9 @@
-"""strategy="darts" (Liu et al. 2019, first order): the relaxed supernet, what alpha learns, MLflow, resume, bad input."""
+"""strategy="darts" (Liu et al. 2019, first and second order): the relaxed supernet, what alpha learns, MLflow,
+resume, bad input."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -16,10 +18,13 @@ from nasforge.cli import main
 from nasforge.data.tasks import load_task
 from nasforge.errors import NasforgeError
 from nasforge.family import NullReporter
+from nasforge.plugins import get_registry
 from nasforge.spec.space import SearchSpace
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.oneshot.darts_phase import DartsPhase
+from nasforge.strategies.oneshot.darts_unrolled import unrolled_alpha_grads
 from nasforge.strategies.oneshot.phase_options import TOP_ATTR, PhaseJob, check_options
+from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
 from nasforge_mlp import MLPFamily
 
 # A DARTS phase of a few seconds on digits (1257 train rows: 40 alpha steps and 40 weight steps per epoch).
@@ -82,6 +87,9 @@ def test_darts_from_the_cli_on_the_rnn_cell(store, capsys):
     ({"strategy_options": {"arch_lr": 0}}, "arch_lr must be a positive number"),
     ({"strategy_options": {"warmup_epochs": 40}}, "the architecture parameters needs epochs"),
     ({"strategy": "enas", "strategy_options": {"arch_lr": 0.1}}, "strategy 'enas' has no option 'arch_lr'"),
+    ({"strategy_options": {"arch_order": 3}}, "arch_order=3 is not valid; choose 1 (first-order DARTS) or 2"),
+    ({"strategy_options": {"arch_order": "2"}}, "arch_order must be an integer >= 1, got '2'"),
+    ({"strategy": "rsws", "strategy_options": {"arch_order": 2}}, "strategy 'rsws' has no option 'arch_order'"),
     ({"strategy": ["darts", "tpe"]}, "'darts' cannot run side by side with 'tpe'"),
 ])
 def test_bad_darts_input_is_refused_up_front(store, kwargs, message):
@@ -132,11 +140,12 @@ def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase):
     return cls(job=job, tracker=tracker)
 
 
-def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(store):
+@pytest.mark.parametrize("order", [1, 2])
+def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(store, order):
     """After the phase, the softmax of alpha puts its probability on networks that train better on their
-    own than a uniform draw does (each of the 6 trained stand-alone once to know)."""
+    own than a uniform draw does (each of the 6 trained stand-alone once to know), in either order."""
     space = SearchSpace.from_dict(TOY)
-    phase = _phase(store, space, {"supernet_epochs": 6})
+    phase = _phase(store, space, {"supernet_epochs": 6, "arch_order": order})
     phase.run()
     family, task = MLPFamily(), load_task("digits", 0)
     grid = [{"layers.0.units": u, "layers.0.activation": a} for u in (1, 4, 32) for a in ("relu", "tanh")]
@@ -153,6 +162,117 @@ def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(stor
     assert phase.architecture.most_likely()["layers.0.units"] == 32
 
 
+# -- second order: the gradient through the virtual step ----------------------------------------
+def _double_minibatches(task, rows=64):
+    def take(x, y):
+        return torch.as_tensor(x[:rows], dtype=torch.float64), torch.as_tensor(y[:rows]).long()
+    return take(task.x_train, task.y_train), take(task.x_val, task.y_val)
+
+
+def test_the_second_order_gradient_is_the_exact_gradient_through_the_virtual_step():
+    """Eq. (7)-(8) by central differences against autograd's exact gradient of L_val(w - xi * grad_w
+    L_train(w, alpha), alpha) with respect to alpha (double precision, a small difference step), and
+    far from the first-order gradient (which would pass if the Hessian term were dropped)."""
+    space = SearchSpace.from_dict({"params": {
+        "n_layers": {"int": [1, 2]},
+        "layers": {"repeat": "n_layers", "params": {"units": {"choice": [4, 16]},
+                                                    "activation": {"choice": ["relu", "tanh"]}}},
+        "lr": 3e-3}})
+    task = load_task("digits", 0)
+    torch.manual_seed(0)
+    net = MLPFamily().supernet(space, task).double()
+    architecture = ArchitectureWeights(space=space, seed=0).double()
+    with torch.no_grad():
+        for a in architecture.alpha:
+            a.normal_()
+    (x, y), (xv, yv) = _double_minibatches(task)
+    loss_fn, xi, weight_decay = torch.nn.functional.cross_entropy, 0.5, 1e-4
+    before = copy.deepcopy(net.state_dict())
+    unrolled_alpha_grads(supernet=net, virtual=copy.deepcopy(net), architecture=architecture, loss_fn=loss_fn,
+                         train=(x, y), val=(xv, yv), xi=xi, weight_decay=weight_decay, r=1e-5)
+    approx = [a.grad for a in architecture.alpha]
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key   # w put back exactly
+
+    class Mixed(torch.nn.Module):   # functional_call needs a forward
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, inputs, weights):
+            return self.net.mixed(inputs, weights)
+
+    params = dict(net.named_parameters())
+    grads = torch.autograd.grad(loss_fn(net.mixed(x, architecture.weights()), y), list(params.values()),
+                                create_graph=True)
+    w_prime = {f"net.{k}": p - xi * (g + weight_decay * p) for (k, p), g in zip(params.items(), grads)}
+    exact = torch.autograd.grad(
+        loss_fn(torch.func.functional_call(Mixed(), w_prime, (xv, architecture.weights())), yv),
+        list(architecture.alpha))
+    fixed = {k: v.detach() for k, v in w_prime.items()}
+    first = torch.autograd.grad(
+        loss_fn(torch.func.functional_call(Mixed(), fixed, (xv, architecture.weights())), yv),
+        list(architecture.alpha))
+    scale = max(float(e.abs().max()) for e in exact)
+    assert max(float((a - e).abs().max()) for a, e in zip(approx, exact)) < 1e-6 * scale
+    assert max(float((f - e).abs().max()) for f, e in zip(first, exact)) > 0.1 * scale
+
+
+class _NormedSupernet(torch.nn.Module):
+    """A third party's supernet with batch norm's running statistics and dropout: TOY's widths as slices."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.norm = torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32)
+        self.heads = torch.nn.ModuleDict({str(units): torch.nn.Linear(units, 10) for units in (1, 4, 32)})
+
+    def mixed(self, x, weights):
+        h = torch.nn.functional.dropout(torch.relu(self.norm(self.hidden(x))), 0.5, self.training)
+        return sum(w * self.heads[str(units)](h[:, :units]) for units, w in weights["layers.0.units"].items())
+
+
+def test_the_second_order_step_leaves_weights_and_batch_norm_statistics_alone():
+    """Only the real weight step moves the supernet: the virtual step and the passes at w+- put back every
+    parameter and running statistic; with dropout on, the gradient is still finite and nonzero."""
+    task = load_task("digits", 0)
+    torch.manual_seed(0)
+    net = _NormedSupernet().train()
+    architecture = ArchitectureWeights(space=SearchSpace.from_dict(TOY), seed=0)
+    train = torch.as_tensor(task.x_train[:32]), torch.as_tensor(task.y_train[:32]).long()
+    val = torch.as_tensor(task.x_val[:32]), torch.as_tensor(task.y_val[:32]).long()
+    before = copy.deepcopy(net.state_dict())
+    outputs, loss = unrolled_alpha_grads(supernet=net, virtual=copy.deepcopy(net), architecture=architecture,
+                                         loss_fn=torch.nn.functional.cross_entropy, train=train, val=val, xi=0.05,
+                                         weight_decay=1e-4)
+    assert outputs.shape == (32, 10) and math.isfinite(float(loss))
+    assert int(before["norm.num_batches_tracked"]) == 0
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    units, activation = architecture.alpha   # TOY's decisions; this supernet has one activation
+    assert torch.isfinite(units.grad).all() and units.grad.abs().sum() > 0
+    assert torch.equal(activation.grad, torch.zeros(2))
+
+
+def test_the_passes_at_w_plus_and_minus_draw_the_same_dropout_masks():
+    """With dropout on, the central difference is a derivative only if w+ and w- see the same masks: then
+    it does not depend on the step (with different masks it would grow as 1 / step)."""
+    task = load_task("digits", 0)
+    torch.manual_seed(0)
+    net = _NormedSupernet().double().train()
+    architecture = ArchitectureWeights(space=SearchSpace.from_dict(TOY), seed=0).double()
+    (x, y), (xv, yv) = _double_minibatches(task, rows=32)
+
+    def second_order(r):
+        torch.manual_seed(1)
+        unrolled_alpha_grads(supernet=net, virtual=copy.deepcopy(net), architecture=architecture,
+                             loss_fn=torch.nn.functional.cross_entropy, train=(x, y), val=(xv, yv), xi=0.5,
+                             weight_decay=0.0, r=r)
+        return architecture.alpha[0].grad.clone()
+
+    coarse, fine = second_order(1e-5), second_order(1e-6)
+    assert torch.allclose(coarse, fine, rtol=1e-3, atol=1e-3 * float(fine.abs().max())), (coarse, fine)
+
+
 class _StopInSecondEpoch(DartsPhase):
     def train_shared(self):
         if self.epoch == 1:
@@ -160,9 +280,10 @@ class _StopInSecondEpoch(DartsPhase):
         super().train_shared()
 
 
-def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store):
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store, order):
     space = SearchSpace.load("mlp_enas")
-    options = {"supernet_epochs": 3, "candidates": 8}
+    options = {"supernet_epochs": 3, "candidates": 8, "arch_order": order}
     whole = _phase(store, space, options, seed=4)
     expected = whole.run()
     cut = _phase(store, space, options, seed=4, cls=_StopInSecondEpoch)

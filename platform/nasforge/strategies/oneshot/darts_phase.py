@@ -1,12 +1,13 @@
-"""The supernet phase of ``strategy="darts"``: first-order DARTS on a family's supernet (imports torch).
+"""The supernet phase of ``strategy="darts"``: DARTS on a family's supernet (imports torch).
 
-Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search" (ICLR 2019), Algorithm 1 with
-``xi = 0`` (the first-order approximation, Sec. 2.3): the supernet's choices are relaxed into mixed
-operations weighted by the softmax of architecture parameters ``alpha``
-(:mod:`.relaxation`; the family's ``supernet.mixed``), and for each train minibatch
+Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search" (ICLR 2019), Algorithm 1: the
+supernet's choices are relaxed into mixed operations weighted by the softmax of architecture
+parameters ``alpha`` (:mod:`.relaxation`; the family's ``supernet.mixed``), and for each train minibatch
 
-1. ``alpha`` takes one Adam step on the validation loss ``L_val(w, alpha)`` of a validation minibatch
-   (DARTS: lr 3e-4, betas (0.5, 0.999), weight decay 1e-3);
+1. ``alpha`` takes one Adam step on the validation loss of a validation minibatch (DARTS: lr 3e-4,
+   betas (0.5, 0.999), weight decay 1e-3): by default its gradient at the current weights,
+   ``grad_alpha L_val(w, alpha)`` (the first-order approximation, ``xi = 0``, Sec. 2.3); with
+   ``arch_order=2`` the second-order one, through one virtual weight step (:mod:`.darts_unrolled`);
 2. the shared weights ``w`` take one step on the train loss ``L_train(w, alpha)`` (SGD with momentum,
    cosine-annealed learning rate, L2, gradient clipping at norm 5 -- the options ENAS uses too).
 
@@ -20,11 +21,13 @@ ENAS phase's (:class:`~nasforge.strategies.oneshot.phase.SupernetPhase`).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 
 from nasforge.stores.mlflow_runs import curve_key
+from nasforge.strategies.oneshot.darts_unrolled import unrolled_alpha_grads
 from nasforge.strategies.oneshot.phase import SupernetPhase
 from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
 
@@ -39,6 +42,7 @@ class DartsPhase(SupernetPhase):
         self.architecture = ArchitectureWeights(space=job.space, seed=job.seed).to(self.device)
         self.arch_optimizer = torch.optim.Adam(self.architecture.parameters(), lr=self.options.arch_lr,
                                                betas=ARCH_BETAS, weight_decay=self.options.arch_weight_decay)
+        self._virtual = None   # arch_order=2: the scratch copy that holds the virtual step's weights
 
     @property
     def warming_up(self) -> bool:
@@ -53,13 +57,10 @@ class DartsPhase(SupernetPhase):
         for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
             if not self.warming_up:
                 xv, yv = next(val)
-                self.arch_optimizer.zero_grad(set_to_none=True)
-                outputs = self.supernet.mixed(xv, self.architecture.weights())
-                loss = loss_fn(outputs, yv)
-                loss.backward()
-                self.arch_optimizer.step()
+                outputs, loss = self.arch_step((x, y), (xv, yv), loss_fn, lr)
                 self.controller_step += 1
-                self.compute["samples_evaluated"] += len(xv)
+                # second order: 3 more passes over the train minibatch (the virtual step, w+ and w-)
+                self.compute["samples_evaluated"] += len(xv) + (3 * len(x) if self.options.arch_order == 2 else 0)
                 val_losses.append((loss.detach(), self.controller_step))
                 if self.classification:
                     correct.append((outputs.detach().argmax(1) == yv).sum())
@@ -72,6 +73,25 @@ class DartsPhase(SupernetPhase):
         self.points.append((curve_key("arch_entropy"), self.architecture.entropy(), self.epoch + 1))
         if seen:
             self.points.append((curve_key("mixed_val_accuracy"), float(sum(correct)) / seen, self.epoch + 1))
+
+    def arch_step(self, train, val, loss_fn, lr: float):
+        """One Adam step on ``alpha``: first order, the validation loss's gradient at ``w``; second
+        order (``arch_order=2``), through one virtual weight step of size ``lr`` (:mod:`.darts_unrolled`).
+        Returns the validation outputs and loss the gradient came from."""
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        if self.options.arch_order == 2:
+            if self._virtual is None:
+                self._virtual = copy.deepcopy(self.supernet)
+            outputs, loss = unrolled_alpha_grads(
+                supernet=self.supernet, virtual=self._virtual, architecture=self.architecture, loss_fn=loss_fn,
+                train=train, val=val, xi=lr, weight_decay=self.options.shared_weight_decay)
+        else:
+            xv, yv = val
+            outputs = self.supernet.mixed(xv, self.architecture.weights())
+            loss = loss_fn(outputs, yv)
+            loss.backward()
+        self.arch_optimizer.step()
+        return outputs.detach(), loss.detach()
 
     def train_controller(self) -> None:
         """Nothing: DARTS steps ``alpha`` inside :meth:`train_shared`, before each weight step."""
