@@ -9,6 +9,8 @@ with its own MLflow store and Optuna storage in a temporary folder, for each see
 * ``darts``: first-order DARTS (``strategy="darts"``, Liu et al. 2019), same epochs and picks, on the
   family's ``darts_space`` (for cnn ``cnn_darts``: ``cnn_enas`` without "no pooling", whose output
   size cannot be summed with max/avg pooling's -- a subset of the others' space);
+* ``darts2``: the same with DARTS's second-order gradient (``strategy_options={"arch_order": 2}``,
+  Sec. 2.3: alpha's gradient through one virtual weight step);
 * ``controller N``: the multi-trial RNN controller (``strategy="controller"``), N trained networks;
   the N = 50 row is the first 50 trials of the N = 100 run (the controller does not depend on N);
 * ``random N``: random search;
@@ -71,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zero_cost  # noqa: E402  (benchmarks/zero_cost.py)
 QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 20}
 FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 40}
+VARIANTS = {"darts2": ("darts", {"arch_order": 2})}   # a row that is a strategy with options
 
 
 def search(method: str, *, args, seed: int, trials: int, folder: str, options=None, name: str | None = None):
@@ -78,10 +81,11 @@ def search(method: str, *, args, seed: int, trials: int, folder: str, options=No
 
     name = name or f"{method}-{seed}"
     started = time.process_time()
-    space = args.darts_space if method == "darts" else args.space
+    space = args.darts_space if method.startswith("darts") else args.space
+    strategy, extra = VARIANTS.get(method, (method, {}))
     result = nasforge.search(
-        args.family, task=args.task, strategy=method, trials=trials, budget=args.budget, seed=seed,
-        strategy_options=options or {}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
+        args.family, task=args.task, strategy=strategy, trials=trials, budget=args.budget, seed=seed,
+        strategy_options={**(options or {}), **extra}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
         storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space,
         max_params=args.max_params, max_flops=args.max_flops)
     return result, time.process_time() - started
@@ -315,7 +319,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="epochs per network")
     parser.add_argument("--top", type=int, help="architectures ENAS / RS-WS / DARTS retrain")
     parser.add_argument("--methods", default="enas,rsws,darts,flops",
-                        help="weight-sharing methods and the FLOPs baseline (enas and rsws are needed for the goal lines)")
+                        help="weight-sharing methods (enas, rsws, darts, darts2: second order) and the FLOPs "
+                             "baseline (flops); enas and rsws are needed for the goal lines")
     parser.add_argument("--supernet-epochs", type=int)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a strategy option for the weight-sharing methods (repeatable), e.g. finetune_epochs=2")
@@ -335,7 +340,7 @@ def main() -> None:
             setattr(args, key, value)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args.methods = tuple(args.methods.split(","))
-    if (args.max_params or args.max_flops) and "darts" in args.methods:
+    if (args.max_params or args.max_flops) and any(m.startswith("darts") for m in args.methods):
         parser.error("darts cannot keep --max-params / --max-flops (nasforge refuses it): leave it out of --methods")
     from nasforge.plugins import get_registry
 

@@ -18,7 +18,6 @@ from nasforge.cli import main
 from nasforge.data.tasks import load_task
 from nasforge.errors import NasforgeError
 from nasforge.family import NullReporter
-from nasforge.plugins import get_registry
 from nasforge.spec.space import SearchSpace
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.oneshot.darts_phase import DartsPhase
