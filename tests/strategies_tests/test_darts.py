@@ -4,6 +4,7 @@ resume, bad input."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import torch
 
 import nasforge
 from conftest import runs_of
-from nasforge.cli import main
+from nasforge.cli import main, print_summary
 from nasforge.data.tasks import load_task
 from nasforge.errors import NasforgeError
 from nasforge.family import NullReporter
@@ -43,6 +44,9 @@ def test_darts_trains_a_relaxed_supernet_then_retrains_the_most_likely_architect
     for trial, pick in zip(trials, top):
         assert {k: trial.params[k] for k in pick["params"]} == pick["params"]
     assert result.best_value > 0.5 and result.test_metrics["test_accuracy"] > 0.5   # chance is 0.1
+    summary = io.StringIO()
+    print_summary(result, file=summary)   # its "shared" column is what DARTS ranked by, and says so
+    assert "(shared: the pick's log-probability under DARTS's architecture weights" in summary.getvalue()
 
     runs = runs_of(store["tracking_uri"], "mlp-digits")
     children = runs[runs["tags.mlflow.parentRunId"] == result.parent_run_id]

@@ -70,6 +70,7 @@ def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store
     assert lines[header].split()[:3] == ["trial", "val_accuracy", "shared"]
     shown = {int(line.split()[0]): line.split()[2] for line in lines[header + 1:header + 4]}
     assert shown == {t.number: f"{t.user_attrs['shared_score']:.4f}" for t in trials}
+    assert "(shared: the pick's score with the supernet's shared weights" in summary.getvalue()
 
     children = _children(store, "mlp-digits", result.parent_run_id)
     supernet = children[children["tags.phase"] == "supernet"]

@@ -34,5 +34,5 @@ def register_strategies(register):
     register(StrategyDef(name="rsws", create=_creator("rsws"), weight_sharing=True,
                          description="random sampling with weight sharing (Li & Talwalkar 2019), top picks retrained"))
     register(StrategyDef(name="darts", create=_creator("darts"), weight_sharing=True,
-                         description="DARTS (Liu et al. 2019, first order): a relaxed supernet learns the "
-                                     "architecture by gradient, most likely picks retrained"))
+                         description="DARTS (Liu et al. 2019; first order, arch_order=2 for second): a relaxed "
+                                     "supernet learns the architecture by gradient, most likely picks retrained"))
