@@ -16,12 +16,15 @@ OPTIONS = {"enas": TINY, "darts": {"supernet_epochs": 1, "candidates": 8}}
 
 
 @pytest.mark.parametrize("strategy", ["enas", "darts"])
-def test_the_supernet_phase_runs_on_a_worker_and_the_picks_as_ray_trials(store, strategy):
+def test_the_supernet_phase_runs_on_a_worker_and_the_picks_as_ray_trials(store, strategy, capsys):
     kwargs = dict(task="digits", strategy=strategy, trials=2, budget=1, seed=5, strategy_options=OPTIONS[strategy],
                   **store)
     local = nasforge.search("mlp", experiment="ws-local", **kwargs)
     with local_ray():
-        remote = nasforge.search("mlp", experiment="ws-ray", backend="ray", **kwargs)
+        capsys.readouterr()
+        remote = nasforge.search("mlp", experiment="ws-ray", backend="ray", progress=True, **kwargs)
+    epochs, err = OPTIONS[strategy]["supernet_epochs"], capsys.readouterr().err
+    assert f"supernet ({strategy}): 100%" in err and f"| {epochs}/{epochs} [" in err   # the worker's epochs, here
 
     def top(result):
         return result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]

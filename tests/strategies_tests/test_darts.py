@@ -134,13 +134,13 @@ TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
 }}
 
 
-def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase):
+def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase, on_epoch=None):
     tracker = Tracker.for_experiment(tracking_uri=store["tracking_uri"], experiment="phase")
     run_id = run_id or tracker.start_run(name="phase", tags={})
     job = PhaseJob(strategy="darts", family="mlp", task="digits", data_digest=None, space=space, seed=seed,
                    options=check_options("darts", options), top=3, tracking_uri=store["tracking_uri"],
                    experiment_id=tracker.experiment_id, run_id=run_id)
-    return cls(job=job, tracker=tracker)
+    return cls(job=job, tracker=tracker, on_epoch=on_epoch)
 
 
 @pytest.mark.parametrize("order", [1, 2])
@@ -292,8 +292,14 @@ def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_on
     cut = _phase(store, space, options, seed=4, cls=_StopInSecondEpoch)
     with pytest.raises(KeyboardInterrupt):
         cut.run()
-    resumed = _phase(store, space, options, seed=4, run_id=cut.job.run_id)
+    reported = []
+    resumed = _phase(store, space, options, seed=4, run_id=cut.job.run_id,
+                     on_epoch=lambda *args: reported.append(args))
     got = resumed.run()
     assert got["top"] == expected["top"] and got["probabilities"] == expected["probabilities"]
+    # progress: from the epoch the checkpoint holds, then each epoch with its curves' means
+    assert [(done, total) for done, total, _ in reported] == [(1, 3), (2, 3), (3, 3)] and reported[0][2] == {}
+    assert {"shared_train_loss", "arch_val_loss", "arch_entropy", "mixed_val_accuracy"} <= set(reported[-1][2])
+    assert reported[-1][2]["arch_entropy"] == resumed.architecture.entropy()
     for a, b in zip(resumed.architecture.alpha, whole.architecture.alpha):
         assert torch.equal(a, b)

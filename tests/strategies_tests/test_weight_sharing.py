@@ -100,12 +100,17 @@ def store_dir(store):
 
 
 def test_rsws_from_the_cli_samples_uniformly_and_logs_no_controller(store, capsys):
-    argv = ["search", "mlp", "--task", "digits", "--strategy", "rsws", "--trials", "2", "--budget", "1", "-q",
+    argv = ["search", "mlp", "--task", "digits", "--strategy", "rsws", "--trials", "2", "--budget", "1",
             "--tracking-uri", store["tracking_uri"], "--storage", store["storage"], "--study-name", "rsws"]
     for key, value in TINY.items():
         argv += ["--strategy-option", f"{key}={value}"]
     assert main(argv) == 0
-    assert "2 complete" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "2 complete" in out
+    # a bar of the phase's epochs (with its curves), then the trials' bar
+    epochs = TINY["supernet_epochs"]
+    assert "supernet (rsws):   0%|" in err and f"| {epochs}/{epochs} [" in err and "path val acc=" in err
+    assert err.index("supernet (rsws): 100%") < err.index("?trial/s]")
     runs = runs_of(store["tracking_uri"], "mlp-digits")
     run = runs[runs["tags.phase"] == "supernet"].iloc[0]
     client = Tracker(tracking_uri=store["tracking_uri"], experiment_id=run["experiment_id"]).client

@@ -14,8 +14,11 @@ import logging
 from typing import Any
 
 
-def run_on_ray(job, spec) -> dict[str, Any]:
-    """Run ``job`` as one Ray task with the resources of one trial of ``spec``; Ctrl-C cancels it."""
+def run_on_ray(job, spec, *, on_epoch=None) -> dict[str, Any]:
+    """Run ``job`` as one Ray task with the resources of one trial of ``spec``; Ctrl-C cancels it.
+
+    ``on_epoch(epochs done, epochs, {})`` follows the task from here, by the epochs its MLflow run holds.
+    """
     import os
 
     import ray
@@ -34,13 +37,36 @@ def run_on_ray(job, spec) -> dict[str, Any]:
         data = ray.put(spec.data.task) if spec.data is not None else None
         ref = task.remote(job, pack_plugins(get_registry()), data)
         try:
-            return ray.get(ref)
+            return _wait(ref, job, on_epoch)
         except KeyboardInterrupt:
             ray.cancel(ref, force=True)
             raise
     finally:
         if connected_here:
             ray.shutdown()
+
+
+def _wait(ref, job, on_epoch, every: float = 5.0) -> dict[str, Any]:
+    """``ray.get(ref)``; meanwhile, every ``every`` seconds, the epochs the phase has logged (its
+    ``curve/shared_lr`` has one point per epoch) go to ``on_epoch``."""
+    import ray
+
+    if on_epoch is None:
+        return ray.get(ref)
+    from nasforge.stores.mlflow_runs import Tracker, curve_key
+
+    client = Tracker(tracking_uri=job.tracking_uri, experiment_id=job.experiment_id).client
+    total = job.options.supernet_epochs
+    while True:
+        done, _ = ray.wait([ref], timeout=every)
+        try:
+            epochs = len(client.get_metric_history(job.run_id, curve_key("shared_lr")))
+        except Exception:   # a busy store: the bar waits for the next look
+            epochs = None
+        if epochs is not None:
+            on_epoch(min(epochs, total), total, {})
+        if done:
+            return ray.get(ref)
 
 
 def phase_task(job, plugins: bytes | None, data) -> dict[str, Any]:

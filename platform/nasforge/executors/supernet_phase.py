@@ -23,18 +23,19 @@ PHASE_TAG = "phase"
 
 
 def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: int,
-                       deadline: float | None = None) -> int:
+                       deadline: float | None = None, on_epoch=None) -> int:
     """Run (or continue, or skip when done) the phase of ``spec``; return how many trials remain to run.
 
     Fewer than ``n_trials`` when the space holds fewer distinct architectures than ``trials``.
-    ``deadline`` (a ``time.time()``, from the search's ``timeout``) ends the phase early.
+    ``deadline`` (a ``time.time()``, from the search's ``timeout``) ends the phase early;
+    ``on_epoch(epochs done, epochs, the last epoch's mean curves)`` follows it (on Ray: the epochs only).
     """
     storage, study_id = study._storage, study._study_id
     attrs = storage.get_study_system_attrs(study_id)
     top = attrs.get(TOP_ATTR)
     if top is None:
         top = _run(spec, study=study, tracker=tracker, parent_run_id=parent_run_id, run_id=attrs.get(RUN_ATTR),
-                   deadline=deadline)
+                   deadline=deadline, on_epoch=on_epoch)
     held = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_target(t))
     return max(min(n_trials, len(top) - held), 0)
 
@@ -56,7 +57,8 @@ def phase_options(spec, study):
     return given
 
 
-def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadline: float | None) -> list:
+def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadline: float | None,
+         on_epoch) -> list:
     storage, study_id = study._storage, study._study_id
     options = phase_options(spec, study)
     job = PhaseJob(strategy=spec.strategy, family=spec.family, task=spec.task, data_digest=spec.data_digest,
@@ -77,11 +79,11 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
         if spec.backend == "ray":
             from nasforge.executors.ray_supernet import run_on_ray
 
-            result = run_on_ray(job, spec)
+            result = run_on_ray(job, spec, on_epoch=on_epoch)
         else:
             from nasforge.strategies.oneshot.phases import run_phase
 
-            result = run_phase(job, tracker=tracker)
+            result = run_phase(job, tracker=tracker, on_epoch=on_epoch)
     except KeyboardInterrupt:
         tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted; resume=True continues the supernet "
                                                                   "phase from its last epoch"})

@@ -37,8 +37,8 @@ ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
 class DartsPhase(SupernetPhase):
     """One DARTS phase; see the module docstring."""
 
-    def __init__(self, *, job, tracker):
-        super().__init__(job=job, tracker=tracker)
+    def __init__(self, *, job, tracker, on_epoch=None):
+        super().__init__(job=job, tracker=tracker, on_epoch=on_epoch)
         self.architecture = ArchitectureWeights(space=job.space, seed=job.seed).to(self.device)
         self.arch_optimizer = torch.optim.Adam(self.architecture.parameters(), lr=self.options.arch_lr,
                                                betas=ARCH_BETAS, weight_decay=self.options.arch_weight_decay)

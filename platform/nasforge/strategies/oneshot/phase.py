@@ -39,7 +39,7 @@ import copy
 import json
 import math
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -61,8 +61,9 @@ CHECKPOINT_VERSION = 1
 class SupernetPhase:
     """One supernet phase; see the module docstring. ``run()`` trains to the last epoch and rates."""
 
-    def __init__(self, *, job: PhaseJob, tracker: Tracker):
+    def __init__(self, *, job: PhaseJob, tracker: Tracker, on_epoch: Callable | None = None):
         self.job, self.options, self.tracker = job, job.options, tracker
+        self.on_epoch = on_epoch   # (epochs done, epochs, the last epoch's mean curves): a progress bar
         self.family = get_registry().get("family", job.family)
         self.task = load_task(job.task, job.seed, data_digest=job.data_digest)
         self.classification = self.task.kind == "classification"
@@ -94,6 +95,7 @@ class SupernetPhase:
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self._restore()
+        self.report_epoch()
         while self.epoch < self.options.supernet_epochs:
             cpu, wall = time.process_time(), time.perf_counter()
             self.points = []
@@ -104,6 +106,7 @@ class SupernetPhase:
             self.compute["wall_s"] += time.perf_counter() - wall
             phase_checkpoint.save(self.tracker, self.job.run_id, self.state_dict(), epoch=self.epoch)
             self.tracker.log_points(self.job.run_id, self.points)
+            self.report_epoch()
             if self.past_deadline:
                 break
         cpu, wall = time.process_time(), time.perf_counter()
@@ -115,6 +118,15 @@ class SupernetPhase:
                                  epochs_equivalent=(self.compute["samples_trained"] / max(len(self.train_split), 1)),
                                  shared_steps=self.shared_step, controller_steps=self.controller_step)
         return result
+
+    def report_epoch(self) -> None:
+        """Tell ``on_epoch`` how far the phase is, with the mean of each curve over the last epoch."""
+        if self.on_epoch is None:
+            return
+        values: dict[str, list[float]] = {}
+        for key, value, _ in self.points:
+            values.setdefault(key.removeprefix("curve/"), []).append(value)
+        self.on_epoch(self.epoch, self.options.supernet_epochs, {k: float(np.mean(v)) for k, v in values.items()})
 
     def train_shared(self) -> None:
         """(a): one pass over the train split, each minibatch through a freshly drawn architecture."""
