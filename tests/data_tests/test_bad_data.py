@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import torch
@@ -97,6 +98,29 @@ def test_a_streamed_data_set_refuses_a_family_that_loads_whole_splits(wine_files
                                         r"stream: cnn, mlp, rnn"):
         _search(store, family="autoencoder", data=(str(wine_files / "x.npy"), str(wine_files / "y.npy")),
                 data_options={"stream": True})
+
+
+def test_a_csv_read_through_parquet_names_the_column_whose_type_changes(wine, tmp_path):
+    """Column types come from the first block: text further down a number column stops the conversion with
+    the column named, and no half-written copy stays in the cache."""
+    from nasforge.data.csv_to_parquet import csv_as_parquet
+
+    rows = pd.concat([wine] * 40, ignore_index=True)   # 7120 rows, ~0.9 MB: several 100 kB blocks
+    rows["alcohol"] = rows["alcohol"].astype(object)
+    rows.loc[len(rows) - 3, "alcohol"] = "n/a?"
+    rows.to_csv(tmp_path / "wines.csv", index=False)
+    with pytest.raises(DataError, match=r"data: wines\.csv, read in blocks of 0\.0954 MB with the column types of the "
+                                        r"first block: column 'alcohol': .*invalid value 'n/a\?'; give the column one"):
+        csv_as_parquet(tmp_path / "wines.csv", target="label", cache_dir=tmp_path / "cache", what="data",
+                       block_bytes=100_000)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_csv_read_through_parquet_names_the_csv_in_its_errors(wine_files, store, tmp_path):
+    with pytest.raises(DataError, match=r"data: wine\.csv has no column 'class'; its columns: alcohol, .*label"):
+        _search(store, data=str(wine_files / "wine.csv"), target="class",
+                data_options={"stream": True, "cache_dir": str(tmp_path / "cache")})
+    _nothing_written(tmp_path)
 
 
 def test_the_cli_says_data_and_task_do_not_mix_in_one_line(wine_files, tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 import nasforge
 from conftest import local_ray
-from data_tests.conftest import QUICK, SMALL_MLP
+from data_tests.conftest import QUICK, SMALL_MLP, data_runs
 from data_tests.test_forms import RowsOnDisk
 from nasforge.data.preprocessing import MAX_CATEGORIES, TabularPreprocessor
 from nasforge.errors import RegistrationError
@@ -91,6 +91,41 @@ def test_streaming_from_disk_trains_as_in_memory(digits_npy, store):
     assert streamed.spec.data.task.x_train.__class__.__name__ == "NpyRows"
     assert [t.value for t in streamed.trials] == pytest.approx([t.value for t in memory.trials], abs=2e-3)
     assert streamed.test_metrics["test_accuracy"] == pytest.approx(memory.test_metrics["test_accuracy"], abs=5e-3)
+
+
+def _big_csv(path, rows=50_000):
+    """A CSV of ~1.4 MB: a float, an integer and a text column, string labels that depend on two of them."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.integers(0, 100, rows), "c": rng.choice(list("xyz"), rows)})
+    frame["label"] = np.where(frame["a"] + (frame["c"] == "x") > 0.3, "yes", "no")
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_a_csv_larger_than_memory_goes_through_parquet_and_trains_as_loaded(tmp_path, store):
+    """A CSV over memory_limit_mb is converted block by block to Parquet in the cache and streamed: the same
+    search and predictions as pandas loading it whole; the digest is the CSV's, and the copy is reused."""
+    frame = _big_csv(tmp_path / "big.csv")
+    assert (tmp_path / "big.csv").stat().st_size > 1 << 20
+    kwargs = dict(target="label", space=SMALL_MLP, trials=1, budget=2, seed=0, plots=False, **store)
+    loaded = nasforge.search("mlp", data=str(tmp_path / "big.csv"), data_options={"stream": False},
+                             experiment="loaded", **kwargs)
+    cache = tmp_path / "cache"
+    options = {"memory_limit_mb": 1, "cache_dir": str(cache)}
+    streamed = nasforge.search("mlp", data=str(tmp_path / "big.csv"), data_options=options, experiment="streamed",
+                               **kwargs)
+    assert not loaded.spec.data.streamed and streamed.spec.data.streamed
+    copies = sorted(cache.glob("big-*.parquet"))
+    assert len(copies) == 1 and any(f"converted block by block to {copies[0]}" in n for n in streamed.spec.data.notes)
+    assert [t.value for t in streamed.trials] == pytest.approx([t.value for t in loaded.trials], abs=1e-6)
+    assert streamed.test_metrics == pytest.approx(loaded.test_metrics, abs=1e-6)
+    rows = frame.drop(columns=["label"]).head(50)
+    assert list(streamed.predict(rows)) == list(loaded.predict(rows))
+    run = data_runs(store["tracking_uri"], streamed.parent_run_id)[0]
+    assert run.data.tags["data_source"] == str(tmp_path / "big.csv")   # the file the user gave
+    written = copies[0].stat().st_mtime_ns
+    again = nasforge.search("mlp", data=str(tmp_path / "big.csv"), data_options=options, experiment="again", **kwargs)
+    assert again.spec.data.digest == streamed.spec.data.digest and copies[0].stat().st_mtime_ns == written
 
 
 def test_a_dataset_read_from_disk_streams_and_learns(digits_npy, store):

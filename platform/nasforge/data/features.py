@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasforge.data.csv_to_parquet import cache_folder
 from nasforge.data.fingerprint import file_fingerprint, spec_digest
 from nasforge.data.preprocessing import TabularPreprocessor
 from nasforge.data.sources import ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems
@@ -198,8 +199,7 @@ def _parquetmake_features(splits, *, opts: dict[str, Any], seed: int) -> Feature
     import pandas as pd
 
     pre = TabularPreprocessor.fit(pd.concat(fit_parts), seed=seed)
-    cache_dir = Path(opts["cache_dir"] or Path("nasforge_runs") / "data-cache").resolve()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = cache_folder(opts["cache_dir"])
     cache = cache_dir / f"{Path(base.path).stem}-{file_fingerprint(base.path)}-{spec_digest(pre.to_dict())}.npy"
     if not cache.exists():
         blocks = (pre.transform(reader.read_row_group(g, columns=columns).to_pandas())

@@ -39,8 +39,8 @@ def fingerprint(split: RawSplit) -> str:
 
     h = hashlib.sha256()
     x = split.x
-    if isinstance(x, (NpyFile, ParquetFile)):
-        h.update(file_fingerprint(x.path).encode())
+    if isinstance(x, (NpyFile, ParquetFile)):   # a CSV read through Parquet: the CSV's bytes
+        h.update(file_fingerprint(getattr(x, "source", None) or x.path).encode())
     elif isinstance(x, ImageFolder):
         for file in x.files:
             h.update(os.path.relpath(file, x.root).encode())

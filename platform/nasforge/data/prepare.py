@@ -130,7 +130,7 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
         raise DataError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if target is not None and not isinstance(target, str):
         raise DataError(f"target must be a column name (a string), got {target!r}")
-    raw = _read_splits(data, target=target)
+    raw = _read_splits(data, target=target, options=opts)
     first = raw.get("train", raw.get("all"))
     if hasattr(first.x, "iloc"):   # a table: every split has its columns, none of mixed types
         for name, split in raw.items():
@@ -183,20 +183,22 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
     return UserData(name=name, kind=kind, layout=layout, digest=digest, task=task, origin=first.origin,
                     source=first.path, target=target, columns=features.columns, preprocessing=preprocessing,
                     rows={s: len(features.x[s]) for s in SPLITS}, split_digests=split_digests,
-                    kind_note=kind_note, split_note=split_note, notes=features.notes, streamed=features.streamed,
+                    kind_note=kind_note, split_note=split_note, streamed=features.streamed,
+                    notes=[*(note for split in raw.values() for note in split.notes), *features.notes],
                     example=_example(first, features.spec))
 
 
 # -- reading and checking ------------------------------------------------------------------------
-def _read_splits(data: Any, *, target: str | None) -> dict[str, RawSplit]:
+def _read_splits(data: Any, *, target: str | None, options: Mapping[str, Any]) -> dict[str, RawSplit]:
     if isinstance(data, Mapping):
         unknown = sorted(set(map(str, data)) - set(SPLITS))
         if unknown:
             raise DataError(f"data: unknown split {unknown[0]!r}; give train and optionally val, test")
         if "train" not in data:
             raise DataError("data: a mapping of splits needs 'train' (val and test are split off it when absent)")
-        return {name: read_split(data[name], target=target, what=split_name(name)) for name in SPLITS if name in data}
-    return {"all": read_split(data, target=target, what="data")}
+        return {name: read_split(data[name], target=target, what=split_name(name), options=options)
+                for name in SPLITS if name in data}
+    return {"all": read_split(data, target=target, what="data", options=options)}
 
 
 def _check_columns(frame, *, what: str, columns: list[str]) -> None:

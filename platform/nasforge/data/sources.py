@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from nasforge.errors import DataError
 
@@ -31,12 +32,14 @@ class NpyFile:
 
 @dataclass(frozen=True, kw_only=True)
 class ParquetFile:
-    """A Parquet file read by row groups (streamed when large); ``columns`` are the input columns."""
+    """A Parquet file read by row groups (streamed when large); ``columns`` are the input columns;
+    ``source``: the CSV it was converted from (:mod:`nasforge.data.csv_to_parquet`), if any."""
 
     path: str
     columns: tuple[str, ...]
     n_rows: int
     target: str
+    source: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,12 +86,17 @@ def n_rows(x) -> int:
     return len(x)
 
 
-def read_split(value: Any, *, target: str | None, what: str = "data") -> RawSplit:
-    """One split of ``data=``: ``(X, y)``, a DataFrame + ``target``, a file or folder path, or a Dataset."""
+def read_split(value: Any, *, target: str | None, what: str = "data", options: Mapping[str, Any] = MappingProxyType({})
+               ) -> RawSplit:
+    """One split of ``data=``: ``(X, y)``, a DataFrame + ``target``, a file or folder path, or a Dataset.
+
+    ``options``: the data options that decide whether a CSV file goes through Parquet to stream
+    (``stream``, ``memory_limit_mb``, ``cache_dir``).
+    """
     import numpy as np
 
     if isinstance(value, (str, os.PathLike)):
-        return _read_path(Path(value), target=target, what=what)
+        return _read_path(Path(value), target=target, what=what, options=options)
     if _is_frame(value):
         return _from_frame(value, target=target, what=what, origin="a DataFrame")
     frame = arrow_frame(value)
@@ -211,7 +219,7 @@ def _existing(path: Path, *, what: str) -> Path:
     return path.resolve()
 
 
-def _read_path(path: Path, *, target: str | None, what: str) -> RawSplit:
+def _read_path(path: Path, *, target: str | None, what: str, options: Mapping[str, Any]) -> RawSplit:
     path = _existing(path, what=what)
     if path.is_dir():
         if target is not None:
@@ -219,6 +227,11 @@ def _read_path(path: Path, *, target: str | None, what: str) -> RawSplit:
         return _image_folder(path, what=what)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
+        if _csv_streams(path, options):
+            from nasforge.data.csv_to_parquet import csv_as_parquet
+
+            converted = csv_as_parquet(path, target=target, cache_dir=options.get("cache_dir"), what=what)
+            return _parquet(converted, target=target, what=what, given=path)
         import pandas as pd
 
         try:
@@ -237,11 +250,22 @@ def _read_path(path: Path, *, target: str | None, what: str) -> RawSplit:
                     ".parquet, .npz, a pair of .npy files, or a folder of class subfolders of images")
 
 
-def _parquet(path: Path, *, target: str | None, what: str) -> RawSplit:
+def _csv_streams(path: Path, options: Mapping[str, Any]) -> bool:
+    """Whether a CSV file is read through Parquet: ``stream=True``, or ``"auto"`` and the file is larger
+    than ``memory_limit_mb`` (pandas would load all of it, as float64 and Python strings)."""
+    stream = options.get("stream", "auto")
+    if stream != "auto":
+        return bool(stream)
+    return path.stat().st_size > options.get("memory_limit_mb", 1024) * (1 << 20)
+
+
+def _parquet(path: Path, *, target: str | None, what: str, given: Path | None = None) -> RawSplit:
+    """A Parquet file; ``given``: the CSV the user gave, converted to ``path`` (messages name it)."""
+    shown = given or path
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"{what}: reading {path.name} needs pyarrow (pip install pyarrow)") from None
+        raise DataError(f"{what}: reading {shown.name} needs pyarrow (pip install pyarrow)") from None
     try:
         meta = pq.ParquetFile(path)
     except Exception as exc:
@@ -249,15 +273,17 @@ def _parquet(path: Path, *, target: str | None, what: str) -> RawSplit:
     columns = [str(c) for c in meta.schema_arrow.names]
     if target is None or target not in columns:
         hint = "needs target= naming the column to predict" if target is None else f"has no column {target!r}"
-        raise DataError(f"{what}: {path.name} {hint}; its columns: {_listing(columns)}")
+        raise DataError(f"{what}: {shown.name} {hint}; its columns: {_listing(columns)}")
     if meta.metadata.num_rows == 0:
-        raise DataError(f"{what}: {path.name} has no rows")
+        raise DataError(f"{what}: {shown.name} has no rows")
     inputs = tuple(c for c in columns if c != target)
     if not inputs:
-        raise DataError(f"{what}: {path.name} has no input column besides the target {target!r}")
+        raise DataError(f"{what}: {shown.name} has no input column besides the target {target!r}")
     y = meta.read(columns=[target]).column(0).to_numpy(zero_copy_only=False)
-    x = ParquetFile(path=str(path), columns=inputs, n_rows=meta.metadata.num_rows, target=target)
-    return RawSplit(x=x, y=y, origin=path.name, name=path.stem, path=str(path))
+    x = ParquetFile(path=str(path), columns=inputs, n_rows=meta.metadata.num_rows, target=target,
+                    source=str(given) if given else None)
+    notes = [f"read through Parquet: converted block by block to {path}"] if given else []
+    return RawSplit(x=x, y=y, origin=shown.name, name=shown.stem, path=str(shown), notes=notes)
 
 
 def _npz(path: Path, *, target: str | None, what: str) -> RawSplit:
