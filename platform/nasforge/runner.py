@@ -60,7 +60,8 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
         if spec.weight_sharing:   # enas/rsws/darts: train the supernet first; the trials retrain its picks
             deadline = time.time() + spec.timeout if spec.timeout else None   # the phase counts toward timeout
             remaining = run_supernet_phase(spec, study=study, tracker=tracker, parent_run_id=parent_run_id,
-                                           n_trials=remaining, deadline=deadline, on_epoch=monitor.on_phase_epoch)
+                                           n_trials=remaining, deadline=deadline,
+                                           on_epoch=monitor.on_phase_epoch if progress else None)
             if deadline is not None:   # the retraining gets what is left; at least its first trial runs
                 trials_spec = dataclasses.replace(spec, timeout=max(deadline - time.time(), 1.0))
         tracker.arm(stop_study(study))  # a failing MLflow write now stops the search, results kept

@@ -32,7 +32,7 @@ def unrolled_alpha_grads(*, supernet, virtual, architecture, loss_fn, train, val
     ``train`` and ``val`` are ``(x, y)`` minibatches; ``r / ||grad_w' L_val||`` is the difference's step.
     """
     alpha = list(architecture.parameters())
-    params = [p for p in supernet.parameters()]
+    params = list(supernet.parameters())
     (x, y), (xv, yv) = train, val
     saved_buffers = {name: b.detach().clone() for name, b in supernet.named_buffers()}
 
