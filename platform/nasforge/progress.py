@@ -1,5 +1,4 @@
-"""The progress of a search: bars (the supernet phase's epochs; trials done, best so far) and the
-``trial_finished`` hook."""
+"""The progress of a search: its bars (supernet epochs, then trials) and the ``trial_finished`` hook."""
 
 from __future__ import annotations
 

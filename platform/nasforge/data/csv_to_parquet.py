@@ -34,7 +34,7 @@ def csv_as_parquet(path: Path, *, target: str | None, cache_dir, what: str, bloc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from nasforge.data.fingerprint import file_fingerprint
+    from nasforge.data.file_digest import file_fingerprint
 
     out = cache_folder(cache_dir) / f"{path.stem}-{file_fingerprint(str(path))}.parquet"
     if out.exists():

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.data.csv_to_parquet import cache_folder
-from nasforge.data.fingerprint import file_fingerprint, spec_digest
+from nasforge.data.file_digest import file_fingerprint
+from nasforge.data.fingerprint import spec_digest
 from nasforge.data.preprocessing import TabularPreprocessor
 from nasforge.data.sources import ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems
 from nasforge.errors import DataError

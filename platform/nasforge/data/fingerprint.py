@@ -1,6 +1,6 @@
 """Fingerprints of a user's data: the digest that names it in MLflow and guards a resume, and per split.
 
-In-memory arrays and frames are hashed whole, files up to ``FINGERPRINT_FULL`` too; larger files by
+In-memory arrays and frames are hashed whole, files up to 256 MB too (:mod:`.file_digest`); larger files by
 their size and 64 blocks spread over them; an image folder by each file's name and fingerprint; a
 torch Dataset by its class, length and three items.
 """
@@ -11,9 +11,8 @@ import hashlib
 import os
 from typing import Any
 
+from nasforge.data.file_digest import file_fingerprint
 from nasforge.data.sources import ImageFolder, NpyFile, ParquetFile, RawSplit, TorchItems
-
-FINGERPRINT_FULL = 256 << 20  # files up to this size are hashed whole; larger ones by 64 sampled blocks
 
 
 def digests(raw: dict[str, RawSplit], splits) -> tuple[str, dict[str, str]]:
@@ -61,22 +60,6 @@ def fingerprint(split: RawSplit) -> str:
     h.update(np.asarray([str(v) for v in y]).astype("U").tobytes() if y.dtype == object
              else np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
-
-
-def file_fingerprint(path: str) -> str:
-    """sha256 of a file (16 hex): whole up to 256 MB, else its size and 64 blocks spread over it."""
-    h = hashlib.sha256()
-    size = os.path.getsize(path)
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        if size <= FINGERPRINT_FULL:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        else:
-            for i in range(64):
-                f.seek(int(i * (size - 65536) / 63))
-                h.update(f.read(65536))
-    return h.hexdigest()[:16]
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
