@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # toy_family
+# The kill-and-resume harness asserts for its callers: show what differed, as in a test module.
+pytest.register_assert_rewrite("kill_and_resume")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # The models under test are tiny: one intra-op thread each. Several torch threads on a shared
 # 2-core machine spin-wait and made single test modules 10x slower.

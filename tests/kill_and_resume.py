@@ -90,7 +90,9 @@ def check_resumed_search(result, store: dict, target: int, *, experiment: str, m
     assert "RUNNING" not in set(children["status"]), children[["run_id", "status", "tags.trial_number"]]
     finished = children[children["status"] == "FINISHED"]
     # one FINISHED run per completed trial, linked both ways, and none for any other trial
-    assert sorted(finished["run_id"]) == sorted(t.user_attrs["mlflow_run_id"] for t in completed)
+    assert sorted(finished["run_id"]) == sorted(t.user_attrs["mlflow_run_id"] for t in completed), (
+        finished[["run_id", "tags.trial_number", "tags.status_reason"]].to_dict("records"),
+        [(t.number, t.state.name, t.user_attrs.get("mlflow_run_id"), t.user_attrs.get("interrupted")) for t in trials])
     numbers = Counter(finished["tags.trial_number"])
     duplicated_runs = sum(n - 1 for n in numbers.values())
     assert duplicated_runs == 0, numbers.most_common(3)
