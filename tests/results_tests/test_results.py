@@ -83,6 +83,26 @@ def test_the_leaderboard_has_one_row_per_trial_best_first(wine_search):
         assert row["run_id"] == by_number[row["trial"]].user_attrs["mlflow_run_id"]
 
 
+def test_the_leaderboard_shows_a_trial_cut_off_while_its_parameters_were_drawn(tmp_path):
+    """Ctrl-C can land between two draws of a trial's parameters (Optuna stores each as it is drawn): the
+    leaderboard shows the ones it has, not an error about the others."""
+    import optuna
+
+    store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
+    nasforge.search("mlp", task="digits", space=SPACE, trials=1, budget=1, seed=0, plots=False, study_name="cut",
+                    **store)
+    study = optuna.load_study(study_name="cut", storage=store["storage"])
+    name, distribution = sorted(study.trials[0].distributions.items())[0]
+    cut = study.ask({name: distribution})          # the state a killed search leaves (then settled on resume)
+    study._storage.set_trial_user_attr(cut._trial_id, "interrupted", True)
+    study.tell(cut, state=optuna.trial.TrialState.FAIL)
+    board = nasforge.load("cut", tracking_uri=store["tracking_uri"]).leaderboard().set_index("trial")
+    assert list(board["state"]) == ["COMPLETE", "INTERRUPTED"]
+    assert board.loc[cut.number, name] == cut.params[name]
+    others = [c for c in ("layers.0.units", "lr") if c != name]
+    assert board.loc[cut.number, others].isna().all() and not board.loc[0, others].isna().any()
+
+
 def test_predict_takes_raw_data_in_every_form_and_decodes_labels(wine_search, tmp_path):
     result, _, _ = wine_search
     wine = _wine()

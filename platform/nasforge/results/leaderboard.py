@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nasforge.errors import SpaceError
 from nasforge.spec.space import flatten
 from nasforge.strategies.shares import strategy_of
 
@@ -28,7 +29,10 @@ def leaderboard(result):
             row[objective.metric] = trial.values[i] if trial.values else math.nan
         row.update({key: trial.user_attrs[key] for key in PICK_ATTRS if key in trial.user_attrs})
         params = trial.user_attrs.get("final_params", trial.params)
-        row.update(flatten(spec.space.config_from_flat(params)))
+        try:
+            row.update(flatten(spec.space.config_from_flat(params)))
+        except SpaceError:   # interrupted while its parameters were drawn: the ones it has
+            row.update(params)
         row["n_params"] = metrics.get("n_params", math.nan)
         if spec.max_flops is not None:   # counted only under a FLOPs cap (size_limit.py)
             row["flops"] = metrics.get("flops", math.nan)
