@@ -20,7 +20,7 @@ from nasforge.stores.guard import check_no_failure, stop_study
 from nasforge.stores.mlflow_runs import quiet_mlflow
 from nasforge.stores.parent_run import open_parent_run
 from nasforge.stores.preflight import check_stores
-from nasforge.stores.study import count_done, open_study, recover_interrupted
+from nasforge.stores.study import count_done, open_study, reclose_late_runs, recover_interrupted
 from nasforge.trial import TrialContext
 
 
@@ -82,6 +82,8 @@ def _run_search(spec: SearchSpec, *, progress: bool) -> SearchResult:
               file=sys.stderr)
         raise
     monitor.close()
+    if spec.resume:   # a worker of the killed search may have finished a run the resume settled
+        reclose_late_runs(study, tracker)
     check_no_failure(tracker, spec, study, count_done(study), parent_run_id)
     result = SearchResult(spec=spec, study=study, parent_run_id=parent_run_id,
                           experiment_id=tracker.experiment_id)

@@ -10,6 +10,8 @@ from kill_and_resume import check_resumed_search, interrupt_search
 from toy_family import SLOW_TOY_SPACE
 
 TARGET = 10
+SPACE = {"family": "mlp", "params": {"n_layers": 1, "layers": {"repeat": "n_layers", "params": {"units": {"int": [8, 32]}}},
+                                     "lr": 1e-2, "batch_size": 64, "patience": None}}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
@@ -27,3 +29,29 @@ def test_interrupted_search_resumes_to_its_target(store, toy, sig):
     # an interrupted trial's run is closed as KILLED, with the reason
     killed = counts["children"][counts["children"]["status"] == "KILLED"]
     assert all("interrupted" in reason for reason in killed["tags.status_reason"])
+
+
+def test_a_run_finished_after_its_trial_was_settled_as_interrupted_is_killed_again(store):
+    """A worker of a killed search can finish its trial's run after the resume settled the trial as
+    interrupted (it does not count): the resumed search ends that run KILLED again, metrics kept."""
+    import optuna
+
+    from nasforge.stores.mlflow_runs import Tracker
+
+    search = dict(task="digits", space=SPACE, trials=1, budget=1, seed=0, plots=False, study_name="late", **store)
+    first = nasforge.search("mlp", **search)
+    study = optuna.load_study(study_name="late", storage=store["storage"])
+    tracker = Tracker(tracking_uri=store["tracking_uri"], experiment_id=first.experiment_id)
+    late = study.ask(study.trials[0].distributions)
+    run_id = tracker.start_run(name="late", tags={"trial_number": late.number}, parent_run_id=first.parent_run_id)
+    study._storage.set_trial_user_attr(late._trial_id, "mlflow_run_id", run_id)
+    study._storage.set_trial_user_attr(late._trial_id, "interrupted", True)
+    study.tell(late, state=optuna.trial.TrialState.FAIL)            # settled by a resume, then ...
+    tracker.log(run_id, metrics={"val_accuracy": 0.5})
+    tracker.end_run(run_id, "FINISHED", tags={"status_reason": "finished"})   # ... finished by the old worker
+
+    result = nasforge.search("mlp", **{**search, "trials": 2}, resume=True)
+    run = tracker.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["status_reason"] == "interrupted (process killed)"
+    assert "late_finish" in run.data.tags and run.data.metrics["val_accuracy"] == 0.5
+    check_resumed_search(result, store, 2, experiment="mlp-digits", model=False)   # the first part finished too

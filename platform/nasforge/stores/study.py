@@ -185,3 +185,24 @@ def recover_interrupted(study, tracker: Tracker) -> None:
         if run is not None and run.info.status == "RUNNING":
             tracker.end_run(run_id, "KILLED", tags={"status_reason": "interrupted (process killed)",
                                                     "nasforge_status": "interrupted"})
+
+
+def reclose_late_runs(study, tracker: Tracker) -> int:
+    """End again, KILLED, the runs of trials settled as interrupted that a worker finished afterwards.
+
+    A trial worker can outlive its killed driver by a few seconds (a Ray worker waits for its node to
+    notice): it may finish the trial's run after a resumed search settled the trial as interrupted
+    -- its check for that and its last write are not one step. The trial does not count in the
+    study, so its run must not read FINISHED; its metrics stay. Returns how many runs it ended.
+    """
+    ended = 0
+    for trial in study.get_trials(deepcopy=False):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not trial.user_attrs.get("interrupted") or not run_id:
+            continue
+        if tracker.get_run(run_id).info.status in ("FINISHED", "RUNNING"):
+            tracker.end_run(run_id, "KILLED", tags={
+                "status_reason": "interrupted (process killed)", "nasforge_status": "interrupted",
+                "late_finish": "a worker of the killed search finished it after the trial was settled as interrupted"})
+            ended += 1
+    return ended
