@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from nasforge.errors import DataError
@@ -86,12 +85,11 @@ def n_rows(x) -> int:
     return len(x)
 
 
-def read_split(value: Any, *, target: str | None, what: str = "data", options: Mapping[str, Any] = MappingProxyType({})
-               ) -> RawSplit:
+def read_split(value: Any, *, target: str | None, options: Mapping[str, Any], what: str = "data") -> RawSplit:
     """One split of ``data=``: ``(X, y)``, a DataFrame + ``target``, a file or folder path, or a Dataset.
 
-    ``options``: the data options that decide whether a CSV file goes through Parquet to stream
-    (``stream``, ``memory_limit_mb``, ``cache_dir``).
+    ``options``: the checked data options (:func:`nasforge.data.prepare.check_options`); ``stream``,
+    ``memory_limit_mb`` and ``cache_dir`` decide whether a CSV file goes through Parquet to stream.
     """
     import numpy as np
 
@@ -230,7 +228,7 @@ def _read_path(path: Path, *, target: str | None, what: str, options: Mapping[st
         if _csv_streams(path, options):
             from nasforge.data.csv_to_parquet import csv_as_parquet
 
-            converted = csv_as_parquet(path, target=target, cache_dir=options.get("cache_dir"), what=what)
+            converted = csv_as_parquet(path, target=target, cache_dir=options["cache_dir"], what=what)
             return _parquet(converted, target=target, what=what, given=path)
         import pandas as pd
 
@@ -253,10 +251,9 @@ def _read_path(path: Path, *, target: str | None, what: str, options: Mapping[st
 def _csv_streams(path: Path, options: Mapping[str, Any]) -> bool:
     """Whether a CSV file is read through Parquet: ``stream=True``, or ``"auto"`` and the file is larger
     than ``memory_limit_mb`` (pandas would load all of it, as float64 and Python strings)."""
-    stream = options.get("stream", "auto")
-    if stream != "auto":
-        return bool(stream)
-    return path.stat().st_size > options.get("memory_limit_mb", 1024) * (1 << 20)
+    if options["stream"] != "auto":
+        return bool(options["stream"])
+    return path.stat().st_size > options["memory_limit_mb"] * (1 << 20)
 
 
 def _parquet(path: Path, *, target: str | None, what: str, given: Path | None = None) -> RawSplit:

@@ -39,12 +39,12 @@ def unrolled_alpha_grads(*, supernet, virtual, architecture, loss_fn, train, val
     # Eq. (6): w' = w - xi * grad_w L_train(w, alpha) (alpha fixed for this step).
     loss = loss_fn(supernet.mixed(x, architecture.weights(detach=True)), y)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    virtual.load_state_dict(supernet.state_dict())
     virtual_params = list(virtual.parameters())
-    with torch.no_grad():
+    with torch.no_grad():   # each tensor written once: the buffers as they are, the parameters stepped
+        for v, b in zip(virtual.buffers(), supernet.buffers()):
+            v.copy_(b)
         for v, p, g in zip(virtual_params, params, grads):
-            if g is not None:
-                v.copy_(p - xi * (g + weight_decay * p))
+            v.copy_(p if g is None else p - xi * (g + weight_decay * p))
 
     outputs = virtual.mixed(xv, architecture.weights())
     val_loss = loss_fn(outputs, yv)
