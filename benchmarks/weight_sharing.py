@@ -38,7 +38,7 @@ parameters (F forward FLOPs; the search's ``max_params`` / ``max_flops``): trial
 pruned untrained (the rows' N counts them, their epochs do not), ``rsws`` and the FLOPs baseline
 draw within the cap, ``enas`` penalises its reward beyond it (MnasNet's hard constraint) and the
 multi-trial controller gets ``failed_reward=0`` for a pruned trial, so it learns the cap too;
-``darts`` cannot keep a cap and must be left out of ``--methods``.
+``darts`` adds how far alpha's expected size is over the cap to alpha's loss (ProxylessNAS).
 
 Usage::
 
@@ -327,9 +327,9 @@ def main() -> None:
     parser.add_argument("--only-weight-sharing", action="store_true",
                         help="leave out the multi-trial controller and random search (no tau, no goal lines)")
     parser.add_argument("--max-params", type=int, default=None,
-                        help="every method searches the networks of at most this many parameters (no darts)")
+                        help="every method searches the networks of at most this many parameters")
     parser.add_argument("--max-flops", type=int, default=None,
-                        help="every method searches the networks of at most this many forward FLOPs (no darts)")
+                        help="every method searches the networks of at most this many forward FLOPs")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     from nasforge.cli import key_values
@@ -340,8 +340,6 @@ def main() -> None:
             setattr(args, key, value)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args.methods = tuple(args.methods.split(","))
-    if (args.max_params or args.max_flops) and any(m.startswith("darts") for m in args.methods):
-        parser.error("darts cannot keep --max-params / --max-flops (nasforge refuses it): leave it out of --methods")
     from nasforge.plugins import get_registry
 
     family = get_registry().get("family", args.family)

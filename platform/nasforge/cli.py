@@ -133,7 +133,8 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         for row in [headers] + rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)), file=file)
         if shared:
-            what = ("log-probability under DARTS's architecture weights" if spec.strategy == "darts"
+            what = ("log-likelihood ratio, DARTS's architecture weights against a uniform draw"
+                    if spec.strategy == "darts"
                     else "score with the supernet's shared weights")
             print(f"  (shared: the pick's {what}, by which the phase ranked it; "
                   "docs/weight_sharing.md, 'What to trust')", file=file)

@@ -8,7 +8,9 @@ before any training, the sizes in its reason and as its ``n_params`` / ``flops``
 toward ``trials`` and costs no epochs. The weight-sharing strategies also keep them inside their
 supernet phase: ``rsws`` draws only paths within the caps, ``enas`` penalises the controller's reward
 of a path beyond them (MnasNet's hard constraint, Tan et al. 2019, Eq. 2 with ``alpha = 0, beta = -1``),
-and both retrain only picks within them (:mod:`nasforge.strategies.oneshot.phase`).
+``darts`` adds the expected log-excess over them to alpha's loss (ProxylessNAS's resource loss;
+:mod:`nasforge.strategies.oneshot.darts_phase`), and all three retrain only picks within them
+(:mod:`nasforge.strategies.oneshot.phase`).
 """
 
 from __future__ import annotations
@@ -119,10 +121,9 @@ class NetworkSizes:
         return self._sizes[key]
 
 
-def check_size_limit(*, max_params: Any, max_flops: Any, family, space, task, seed: int, darts: bool) -> SizeLimit:
+def check_size_limit(*, max_params: Any, max_flops: Any, family, space, task, seed: int) -> SizeLimit:
     """Each cap None or an integer >= 1, and at least one architecture of ``space`` within them all
-    (up to :data:`PREFLIGHT_DRAWS` seeded uniform draws, stopping at the first that fits); darts
-    refuses them."""
+    (up to :data:`PREFLIGHT_DRAWS` seeded uniform draws, stopping at the first that fits)."""
     for name, value in (("max_params", max_params), ("max_flops", max_flops)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SpecError(f"{name} must be an integer >= 1 (the most {CAPS[name][1]} a network may have) or None, "
@@ -131,10 +132,6 @@ def check_size_limit(*, max_params: Any, max_flops: Any, family, space, task, se
     if not limit:
         return limit
     caps = limit.describe()
-    if darts:
-        raise SpecError(f"strategy 'darts' cannot keep {caps}: its architecture is the argmax of relaxed weights "
-                        "learnt by gradient, with no way to hold it under a size; strategy='enas' or 'rsws' keep "
-                        "the caps in their supernet phase")
     import numpy as np
 
     from nasforge.strategies.oneshot.paths import UniformPaths

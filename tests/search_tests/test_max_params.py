@@ -74,11 +74,6 @@ def test_a_cap_no_architecture_fits_is_refused_before_any_run(store, tmp_path):
     assert runs_of(store["tracking_uri"], "too-small").empty
 
 
-def test_darts_refuses_max_params(store):
-    with pytest.raises(SpecError, match="strategy 'darts' cannot keep max_params.*'enas' or 'rsws'"):
-        nasforge.search("mlp", task="digits", strategy="darts", trials=2, budget=1, max_params=10_000, **store)
-
-
 def test_the_cli_passes_max_params(store, capsys):
     base = ["search", "mlp", "--task", "digits", "--strategy", "random", "--trials", "2", "--budget", "1", "-q",
             "--tracking-uri", store["tracking_uri"], "--storage", store["storage"], "--experiment", "cli-cap"]

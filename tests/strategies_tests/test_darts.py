@@ -38,7 +38,7 @@ def test_darts_trains_a_relaxed_supernet_then_retrains_the_most_likely_architect
 
     top = result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
     assert len(top) == 3 and [p["source"] for p in top] == ["argmax", "sample", "sample"]
-    assert top[1]["score"] >= top[2]["score"]   # the picks after the argmax by log-probability under alpha
+    assert top[1]["score"] >= top[2]["score"]   # the picks after the argmax by alpha's log-likelihood ratio
     trials = sorted(result.trials, key=lambda t: t.number)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     for trial, pick in zip(trials, top):
@@ -46,7 +46,8 @@ def test_darts_trains_a_relaxed_supernet_then_retrains_the_most_likely_architect
     assert result.best_value > 0.5 and result.test_metrics["test_accuracy"] > 0.5   # chance is 0.1
     summary = io.StringIO()
     print_summary(result, file=summary)   # its "shared" column is what DARTS ranked by, and says so
-    assert "(shared: the pick's log-probability under DARTS's architecture weights" in summary.getvalue()
+    assert "(shared: the pick's log-likelihood ratio, DARTS's architecture weights against a uniform draw" \
+        in summary.getvalue()
 
     runs = runs_of(store["tracking_uri"], "mlp-digits")
     children = runs[runs["tags.mlflow.parentRunId"] == result.parent_run_id]
@@ -63,7 +64,7 @@ def test_darts_trains_a_relaxed_supernet_then_retrains_the_most_likely_architect
     with open(client.download_artifacts(supernet["run_id"], "top_architectures.json", str(tmp_path)),
               encoding="utf-8") as f:
         artifact = json.load(f)
-    assert artifact["metric"] == "log_prob" and artifact["top"] == top
+    assert artifact["metric"] == "log_prob_ratio" and artifact["top"] == top
     argmax = {name: artifact["probabilities"][name] for name in artifact["probabilities"]}
     assert top[0]["params"]["n_layers"] == 1 + int(np.argmax(argmax["n_layers"]))   # the most likely depth
 

@@ -251,7 +251,7 @@ def build_spec(
     fam.check_space(space_obj, loaded_task)
     if weight_sharing:
         check_supernet(fam, space_obj, loaded_task, strategy=strategy, mixed=darts)
-    size_limit = check_size_limit(**caps, family=fam, space=space_obj, task=loaded_task, seed=seed, darts=darts)
+    size_limit = check_size_limit(**caps, family=fam, space=space_obj, task=loaded_task, seed=seed)
     objectives = check_objectives(objective, fam, space_obj, loaded_task)
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)

@@ -11,9 +11,17 @@ parameters ``alpha`` (:mod:`.relaxation`; the family's ``supernet.mixed``), and 
 2. the shared weights ``w`` take one step on the train loss ``L_train(w, alpha)`` (SGD with momentum,
    cosine-annealed learning rate, L2, gradient clipping at norm 5 -- the options ENAS uses too).
 
+Under ``max_params`` / ``max_flops`` alpha's loss also carries ``size_penalty`` times how far the
+expected size of its stand-alone networks is over the caps, in log scale (ProxylessNAS's resource
+loss, :mod:`.size_penalty`); the picks are then drawn within the caps and the argmax is dropped when it
+breaks one, as for ``enas`` / ``rsws``.
+
 At the end the architecture is read off ``alpha`` (Sec. 2.4: each choice's most likely value). For
-the ``K`` retraining trials the picks are the most likely architecture and then the most probable
-others among ``candidates`` draws from the softmaxes, ranked by log-probability under ``alpha``;
+the ``K`` retraining trials the picks are the most likely architecture and then the others among
+``candidates`` draws from the softmaxes that ``alpha`` favours most over a uniform draw (the
+log-likelihood ratio ``log p_alpha(a) - log q_uniform(a)``: plain log-probability would favour the
+shallow networks of a conditional space, which have fewer choices to multiply, and did: 4 of 5 picks
+were 1-block CNNs at chance on the shared weights, cnn/MNIST-1D);
 each is also scored as a single path with the shared weights (``shared_val_accuracy``), for the
 record. Everything else -- seeds, checkpoints after every epoch, curves, compute -- is the
 ENAS phase's (:class:`~nasforge.strategies.oneshot.phase.SupernetPhase`).
@@ -30,6 +38,7 @@ from nasforge.stores.mlflow_runs import curve_key
 from nasforge.strategies.oneshot.darts_unrolled import unrolled_alpha_grads
 from nasforge.strategies.oneshot.phase import SupernetPhase
 from nasforge.strategies.oneshot.relaxation import ArchitectureWeights
+from nasforge.strategies.oneshot.size_penalty import ExpectedSize
 
 ARCH_BETAS = (0.5, 0.999)   # DARTS's Adam for alpha
 
@@ -43,6 +52,8 @@ class DartsPhase(SupernetPhase):
         self.arch_optimizer = torch.optim.Adam(self.architecture.parameters(), lr=self.options.arch_lr,
                                                betas=ARCH_BETAS, weight_decay=self.options.arch_weight_decay)
         self._virtual = None   # arch_order=2: the scratch copy that holds the virtual step's weights
+        self._expected_size = None     # under size caps: E[size] over a measured pool (:mod:`.size_penalty`)
+        self._size_points = []       # this epoch's (size penalty, share within the caps, pool ESS)
 
     @property
     def warming_up(self) -> bool:
@@ -54,6 +65,7 @@ class DartsPhase(SupernetPhase):
         lr, loss_fn = self.start_epoch()
         val = self._val_batches(self.options.batch_size)
         train_losses, val_losses, correct, seen = [], [], [], 0
+        self._size_points = []
         for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
             if not self.warming_up:
                 xv, yv = next(val)
@@ -73,6 +85,11 @@ class DartsPhase(SupernetPhase):
         self.points.append((curve_key("arch_entropy"), self.architecture.entropy(), self.epoch + 1))
         if seen:
             self.points.append((curve_key("mixed_val_accuracy"), float(sum(correct)) / seen, self.epoch + 1))
+        if self._size_points:
+            penalty, within, ess = torch.stack(self._size_points).mean(0).tolist()
+            self.points += [(curve_key("arch_size_penalty"), penalty, self.epoch + 1),
+                            (curve_key("arch_within_caps"), within, self.epoch + 1),
+                            (curve_key("arch_size_pool_ess"), ess, self.epoch + 1)]
 
     def arch_step(self, train, val, loss_fn, lr: float):
         """One Adam step on ``alpha``: first order, the validation loss's gradient at ``w``; second
@@ -90,25 +107,40 @@ class DartsPhase(SupernetPhase):
             outputs = self.supernet.mixed(xv, self.architecture.weights())
             loss = loss_fn(outputs, yv)
             loss.backward()
+        if self.limit and self.options.size_penalty:
+            self.size_penalty_backward()
         self.arch_optimizer.step()
         return outputs.detach(), loss.detach()
+
+    def size_penalty_backward(self) -> None:
+        """Add ``size_penalty`` times the gradient of the size penalty to alpha's (:mod:`.size_penalty`)."""
+        if self._expected_size is None:   # built at the first alpha step: warm-up epochs need no sizes
+            self._expected_size = ExpectedSize(architecture=self.architecture, space=self.job.space,
+                                                   sizes=self.sizes, limit=self.limit, seed=self.job.seed)
+        penalty, within, ess = self._expected_size()
+        (self.options.size_penalty * penalty).backward()
+        self._size_points.append(torch.stack([penalty.detach().double(), within, ess]))
 
     def train_controller(self) -> None:
         """Nothing: DARTS steps ``alpha`` inside :meth:`train_shared`, before each weight step."""
 
     def rate(self) -> dict[str, Any]:
-        """The most likely architecture first, then the most probable of ``candidates`` draws."""
+        """The most likely architecture first, then the ``candidates`` draws by their log-likelihood ratio."""
         drawn = [(self.architecture.most_likely(), "argmax")]
-        drawn += [(flat, "sample") for flat in self.architecture.draw(self.rng, self.options.candidates)]
+        drawn += [(flat, "sample") for flat in self.architecture.draw(
+            self.rng, self.options.candidates, accept=self.fits if self.limit else None)]
+        drawn = [(flat, source) for flat, source in drawn if self.fits(flat)]   # size caps: the argmax may break one
         candidates, _ = self.score_candidates(drawn)
-        for entry in candidates:
+        uniform = self.architecture.log_uniform([entry["params"] for entry in candidates])
+        for entry, log_q in zip(candidates, uniform.tolist()):
             entry["log_prob"] = self.architecture.log_prob(entry["params"])
-        ranked = sorted(candidates, key=lambda e: (e["source"] != "argmax", -e["log_prob"]))
+            entry["log_prob_ratio"] = entry["log_prob"] - log_q
+        ranked = sorted(candidates, key=lambda e: (e["source"] != "argmax", -e["log_prob_ratio"]))
         for rank, entry in enumerate(ranked):
             entry["rank"] = rank
         with torch.no_grad():
             probabilities = {k: [round(float(v), 4) for v in p] for k, p in self.architecture.probabilities().items()}
-        return {"top": ranked[:self.job.top], "candidates": ranked, "metric": "log_prob",
+        return {"top": ranked[:self.job.top], "candidates": ranked, "metric": "log_prob_ratio",
                 "probabilities": probabilities}
 
     # -- checkpoints ------------------------------------------------------------------------

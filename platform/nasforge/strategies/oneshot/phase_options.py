@@ -23,7 +23,7 @@ SHARED_OPTIMIZERS = ("sgd", "adam")
 CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size")
 SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size",   # enas, rsws: scored draws,
                 "finalists", "finetune_epochs", "finetune_lr")                # ranked by their scores
-DARTS_ONLY = ("arch_lr", "arch_weight_decay", "arch_order")
+DARTS_ONLY = ("arch_lr", "arch_weight_decay", "arch_order", "size_penalty")
 ARCH_ORDERS = (1, 2)
 NOT_FOR = {"enas": DARTS_ONLY, "rsws": (*CONTROLLER_ONLY, "warmup_epochs", *DARTS_ONLY),
            "darts": (*CONTROLLER_ONLY, *SAMPLED_ONLY)}
@@ -78,6 +78,8 @@ class PhaseOptions:
     arch_order: int = 1                 # darts: 1 first-order gradient of alpha (xi = 0), 2 second-order, through a
                                         # virtual weight step (DARTS Sec. 2.3; four passes per alpha step instead of
                                         # one: 2.2x the search's CPU on cnn/MNIST-1D)
+    size_penalty: float = 1.0           # darts under max_params / max_flops: weight in alpha's loss of
+                                        # max(0, log(E[size] / cap)) (ProxylessNAS's resource loss); 0: none
 
     @property
     def total_controller_steps(self) -> int:

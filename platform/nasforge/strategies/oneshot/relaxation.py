@@ -11,12 +11,13 @@ ranges binned), so ``darts``, ``enas`` and ``rsws`` search exactly the same arch
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from nasforge.errors import ConfigError
 from nasforge.spec.space import Suggester
 from nasforge.strategies.controller.decisions import to_controller
 
@@ -55,15 +56,52 @@ class ArchitectureWeights(nn.Module):
             best = {name: int(p.argmax()) for name, p in self.probabilities().items()}
         return self._sample(lambda name: best[name])
 
-    def draw(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
-        """``n`` architectures drawn from the softmaxes (each active decision independently)."""
+    def draw(self, rng: np.random.Generator, n: int, *, accept: Callable[[dict[str, Any]], bool] | None = None,
+             max_tries: int = 10_000) -> list[dict[str, Any]]:
+        """``n`` architectures drawn from the softmaxes (each active decision independently); with
+        ``accept`` (a size cap), each drawn again until accepted, at most ``max_tries`` times."""
         with torch.no_grad():
-            p = {name: q.double().numpy() for name, q in self.probabilities().items()}
-        return [self._sample(lambda name: int(rng.choice(len(p[name]), p=p[name] / p[name].sum())))
-                for _ in range(n)]
+            p = {name: q.double().cpu().numpy() for name, q in self.probabilities().items()}
+
+        def one() -> dict[str, Any]:
+            for _ in range(max_tries if accept else 1):
+                flat = self._sample(lambda name: int(rng.choice(len(p[name]), p=p[name] / p[name].sum())))
+                if accept is None or accept(flat):
+                    return flat
+            raise ConfigError(f"none of {max_tries} architectures drawn from alpha over space {self.space.source} "
+                              "was accepted (max_params / max_flops): raise the cap, or size_penalty so that "
+                              "alpha learns it")
+
+        return [one() for _ in range(n)]
+
+    def token_indices(self, flats: list[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, columns)``: for each active decision of each architecture, its row in ``flats`` and
+        its value's index among all decisions' values (alpha concatenated), for :meth:`log_likelihoods`."""
+        offsets = np.cumsum([0] + [len(d.values) for d in self.decisions.values()])
+        rows, columns = [], []
+        for row, flat in enumerate(flats):
+            for offset, (name, decision) in zip(offsets, self.decisions.items()):
+                if name in flat:
+                    rows.append(row)
+                    columns.append(int(offset) + decision.index(flat[name]))
+        return torch.tensor(rows, dtype=torch.long), torch.tensor(columns, dtype=torch.long)
+
+    def log_likelihoods(self, indices: tuple[torch.Tensor, torch.Tensor], n: int) -> torch.Tensor:
+        """Log-probabilities of ``n`` architectures under the softmaxes, from their :meth:`token_indices`,
+        as a tensor with alpha's gradient: for each, the sum over its active decisions."""
+        log_p = torch.cat([torch.log_softmax(a, 0) for a in self.alpha])
+        rows, columns = (i.to(log_p.device) for i in indices)
+        return log_p.new_zeros(n).index_add(0, rows, log_p[columns])
+
+    def log_uniform(self, flats: list[Mapping[str, Any]]) -> torch.Tensor:
+        """Log-probabilities of architectures drawn uniformly (each active decision among its values:
+        :class:`~nasforge.strategies.oneshot.paths.UniformPaths`)."""
+        return torch.tensor([-sum(math.log(len(d.values)) for name, d in self.decisions.items() if name in flat)
+                             for flat in flats], dtype=torch.float64)
 
     def log_prob(self, flat: Mapping[str, Any]) -> float:
-        """Log-probability of an architecture: the sum over its active decisions."""
+        """Log-probability of an architecture: the sum over its active decisions (-inf for a value
+        outside them)."""
         total = 0.0
         with torch.no_grad():
             for name, p in self.probabilities().items():
