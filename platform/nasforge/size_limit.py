@@ -8,8 +8,8 @@ before any training, the sizes in its reason and as its ``n_params`` / ``flops``
 toward ``trials`` and costs no epochs. The weight-sharing strategies also keep them inside their
 supernet phase: ``rsws`` draws only paths within the caps, ``enas`` penalises the controller's reward
 of a path beyond them (MnasNet's hard constraint, Tan et al. 2019, Eq. 2 with ``alpha = 0, beta = -1``),
-``darts`` adds the expected log-excess over them to alpha's loss (ProxylessNAS's resource loss;
-:mod:`nasforge.strategies.oneshot.darts_phase`), and all three retrain only picks within them
+``darts`` adds how far alpha's expected size is over them to alpha's loss (ProxylessNAS's resource
+loss; :mod:`nasforge.strategies.oneshot.size_penalty`), and all three retrain only picks within them
 (:mod:`nasforge.strategies.oneshot.phase`).
 """
 

@@ -19,6 +19,7 @@ from nasforge.cli import main, print_summary
 from nasforge.data.tasks import load_task
 from nasforge.errors import NasforgeError
 from nasforge.family import NullReporter
+from nasforge.size_limit import SizeLimit
 from nasforge.spec.space import SearchSpace
 from nasforge.stores.mlflow_runs import Tracker
 from nasforge.strategies.oneshot.darts_phase import DartsPhase
@@ -135,12 +136,12 @@ TOY = {"params": {  # 6 networks, from hopeless (1 unit) to good (32 units)
 }}
 
 
-def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase, on_epoch=None):
+def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase, on_epoch=None, limit=SizeLimit()):
     tracker = Tracker.for_experiment(tracking_uri=store["tracking_uri"], experiment="phase")
     run_id = run_id or tracker.start_run(name="phase", tags={})
     job = PhaseJob(strategy="darts", family="mlp", task="digits", data_digest=None, space=space, seed=seed,
                    options=check_options("darts", options), top=3, tracking_uri=store["tracking_uri"],
-                   experiment_id=tracker.experiment_id, run_id=run_id)
+                   experiment_id=tracker.experiment_id, run_id=run_id, size_limit=limit)
     return cls(job=job, tracker=tracker, on_epoch=on_epoch)
 
 
@@ -284,23 +285,24 @@ class _StopInSecondEpoch(DartsPhase):
         super().train_shared()
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store, order):
+@pytest.mark.parametrize("order, limit", [(1, SizeLimit()), (2, SizeLimit()), (1, SizeLimit(max_params=6000))])
+def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store, order, limit):
     space = SearchSpace.load("mlp_enas")
     options = {"supernet_epochs": 3, "candidates": 8, "arch_order": order}
-    whole = _phase(store, space, options, seed=4)
+    whole = _phase(store, space, options, seed=4, limit=limit)
     expected = whole.run()
-    cut = _phase(store, space, options, seed=4, cls=_StopInSecondEpoch)
+    cut = _phase(store, space, options, seed=4, cls=_StopInSecondEpoch, limit=limit)
     with pytest.raises(KeyboardInterrupt):
         cut.run()
     reported = []
     resumed = _phase(store, space, options, seed=4, run_id=cut.job.run_id,
-                     on_epoch=lambda *args: reported.append(args))
+                     on_epoch=lambda *args: reported.append(args), limit=limit)
     got = resumed.run()
     assert got["top"] == expected["top"] and got["probabilities"] == expected["probabilities"]
     # progress: from the epoch the checkpoint holds, then each epoch with its curves' means
     assert [(done, total) for done, total, _ in reported] == [(1, 3), (2, 3), (3, 3)] and reported[0][2] == {}
     assert {"shared_train_loss", "arch_val_loss", "arch_entropy", "mixed_val_accuracy"} <= set(reported[-1][2])
     assert reported[-1][2]["arch_entropy"] == resumed.architecture.entropy()
+    assert ("arch_size_penalty" in reported[-1][2]) == bool(limit)   # under a cap, its curves too
     for a, b in zip(resumed.architecture.alpha, whole.architecture.alpha):
         assert torch.equal(a, b)

@@ -51,8 +51,8 @@ class DartsPhase(SupernetPhase):
         self.architecture = ArchitectureWeights(space=job.space, seed=job.seed).to(self.device)
         self.arch_optimizer = torch.optim.Adam(self.architecture.parameters(), lr=self.options.arch_lr,
                                                betas=ARCH_BETAS, weight_decay=self.options.arch_weight_decay)
-        self._virtual = None   # arch_order=2: the scratch copy that holds the virtual step's weights
-        self._expected_size = None     # under size caps: E[size] over a measured pool (:mod:`.size_penalty`)
+        self._virtual = None         # arch_order=2: the scratch copy that holds the virtual step's weights
+        self._expected_size = None   # under size caps: E[size] over a measured pool (:mod:`.size_penalty`)
         self._size_points = []       # this epoch's (size penalty, share within the caps, pool ESS)
 
     @property
@@ -116,7 +116,7 @@ class DartsPhase(SupernetPhase):
         """Add ``size_penalty`` times the gradient of the size penalty to alpha's (:mod:`.size_penalty`)."""
         if self._expected_size is None:   # built at the first alpha step: warm-up epochs need no sizes
             self._expected_size = ExpectedSize(architecture=self.architecture, space=self.job.space,
-                                                   sizes=self.sizes, limit=self.limit, seed=self.job.seed)
+                                               sizes=self.sizes, limit=self.limit, seed=self.job.seed)
         penalty, within, ess = self._expected_size()
         (self.options.size_penalty * penalty).backward()
         self._size_points.append(torch.stack([penalty.detach().double(), within, ess]))

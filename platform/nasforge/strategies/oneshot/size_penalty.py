@@ -1,5 +1,4 @@
-"""DARTS under size caps: how far the expected size of alpha's networks is over ``max_params`` /
-``max_flops``, differentiable in ``alpha`` (imports torch).
+"""DARTS's size penalty: how far alpha's expected network size is over the caps (imports torch).
 
 ProxylessNAS (Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target Task and
 Hardware", ICLR 2019, Sec. 3.3) adds the expected latency under the softmaxes of ``alpha`` to the
