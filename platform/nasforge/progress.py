@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 # The supernet phase's curves its bar shows (an epoch's mean), under shorter names.
 PHASE_POSTFIX = {"shared_train_loss": "loss", "sampled_val_accuracy": "path val acc",
                  "sampled_val_loss": "path val loss", "entropy": "controller entropy",
-                 "mixed_val_accuracy": "mixed val acc", "arch_entropy": "alpha entropy"}
+                 "mixed_val_accuracy": "mixed val acc", "arch_entropy": "alpha entropy",
+                 "arch_within_caps": "within caps"}
 
 
 class Monitor:

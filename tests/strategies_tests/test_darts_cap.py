@@ -86,10 +86,11 @@ def test_the_penalty_moves_alpha_within_the_cap_and_no_penalty_does_not(store):
     assert shares[1.0] > before + 0.1 and shares[1.0] > shares[0.0] + 0.2, (before, shares)
 
 
-def test_darts_keeps_a_cap_end_to_end(store, tmp_path):
+def test_darts_keeps_a_cap_end_to_end(store, tmp_path, capsys):
     result = nasforge.search("mlp", task="digits", strategy="darts", trials=3, budget=1, seed=0, max_params=CAP,
                              strategy_options={"supernet_epochs": 3, "candidates": 20}, experiment="darts-cap",
-                             **store)
+                             progress=True, **store)
+    assert "3/3" in (bar := capsys.readouterr().err) and "within caps=" in bar   # the phase's progress bar
     trials = [t for t in result.trials if t.state.name == "COMPLETE"]
     assert len(trials) == 3 and all(t.user_attrs["metrics"]["n_params"] <= CAP for t in trials)
     assert result.best_value > 0.3   # chance is 0.1
