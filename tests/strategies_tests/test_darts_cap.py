@@ -13,7 +13,7 @@ import torch
 import nasforge
 from conftest import runs_of
 from nasforge.data.tasks import load_task
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, SpecError
 from nasforge.plugins import get_registry
 from nasforge.size_limit import NetworkSizes, SizeLimit
 from nasforge.spec.space import SearchSpace
@@ -135,11 +135,15 @@ def test_the_picks_after_the_argmax_are_the_draws_alpha_favours_over_uniform_not
     assert samples[0]["log_prob_ratio"] == pytest.approx(samples[0]["log_prob"] + uniform)
 
 
-def test_a_negative_size_penalty_and_a_size_penalty_for_enas_are_refused():
+def test_a_negative_size_penalty_one_without_caps_and_one_for_enas_are_refused(store):
     with pytest.raises(ConfigError, match="size_penalty must be a number >= 0, got -1"):
         check_options("darts", {"size_penalty": -1})
     with pytest.raises(ConfigError, match="strategy 'enas' has no option 'size_penalty'"):
         check_options("enas", {"size_penalty": 1.0})
+    with pytest.raises(SpecError, match="size_penalty weighs the size caps .* give max_params or max_flops"):
+        nasforge.search("mlp", task="digits", strategy="darts", trials=2, budget=1,
+                        strategy_options={"size_penalty": 2.0}, experiment="no-cap", **store)
+    assert runs_of(store["tracking_uri"], "no-cap").empty   # refused before any run
 
 
 def test_draws_within_a_cap_no_draw_reaches_fail_clearly():

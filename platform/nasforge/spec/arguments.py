@@ -256,6 +256,9 @@ def build_spec(
     budget_dict = check_budget(budget, fam, space_obj)
     strategies = check_strategies(strategy, trials=trials, n_objectives=len(objectives), registry=registry)
     strategy_options = _strategy_options(strategy_options, strategies)
+    if darts and "size_penalty" in strategy_options and not size_limit:
+        raise SpecError("strategy 'darts': size_penalty weighs the size caps in alpha's loss, and this search has "
+                        "none; give max_params or max_flops, or leave size_penalty out")
     pruner = check_pruner(pruner, n_strategies=len(strategies), n_objectives=len(objectives), registry=registry)
     ray_options = check_ray_options(
         backend=backend, pruner=pruner, n_jobs=n_jobs, n_objectives=len(objectives),
