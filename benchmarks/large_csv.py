@@ -10,6 +10,10 @@ process so that peak memory is its own:
   True})``, one trial of one epoch of a fixed small MLP: the CSV converted block by block to Parquet
   (timed on its own too, from the search's log), preprocessed into the float32 cache and streamed.
 
+* **predict**: ``nasforge.load(...)`` of that search and ``result.predict("big.csv")`` -- the file
+  read and predicted ``FILE_BLOCK_ROWS`` rows at a time; beside it **predict whole**,
+  ``result.predict(pd.read_csv("big.csv"))``, what ``predict`` did with a path before.
+
 Printed: wall seconds and peak RSS (``ru_maxrss``) of each, and their ratios.
 
 Usage::
@@ -61,6 +65,14 @@ def child(mode: str, path: str, folder: str) -> dict:
 
         rows = len(pd.read_csv(path))
         out = {"rows": rows}
+    elif mode in ("predict", "predict-whole"):
+        import pandas as pd
+
+        import nasforge
+
+        result = nasforge.load(tracking_uri=f"sqlite:///{folder}/mlflow.db")
+        predicted = result.predict(path if mode == "predict" else pd.read_csv(path))
+        out = {"rows": len(predicted), "share_yes": float((predicted == "yes").mean())}
     else:
         import nasforge
 
@@ -101,17 +113,20 @@ def main() -> None:
     path = make_csv(folder, mb=args.mb, features=args.features)
     print(f"{path}: {os.path.getsize(path) / 1e6:.0f} MB")
     results = {}
-    for mode in ("pandas", "nasforge"):
+    for mode in ("pandas", "nasforge", "predict", "predict-whole"):
         done = subprocess.run([sys.executable, __file__, "--child", mode, path, folder], capture_output=True,
                               text=True, check=True)
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{mode:9s} {json.dumps(results[mode])}")
     conversion = convert_alone(path, folder)
-    p, n = results["pandas"], results["nasforge"]
+    p, n, r, w = (results[mode] for mode in ("pandas", "nasforge", "predict", "predict-whole"))
     print(f"conversion to Parquet alone: {conversion:.1f} s ({os.path.getsize(path) / 1e6 / conversion:.0f} MB/s)")
     print(f"peak RSS nasforge / pandas: {n['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB = "
           f"{n['peak_rss_mb'] / p['peak_rss_mb']:.2f}x; wall: whole search {n['wall_s']:.1f} s, "
           f"pandas read_csv alone {p['wall_s']:.1f} s")
+    print(f"peak RSS predict by blocks / whole: {r['peak_rss_mb']:.0f} / {w['peak_rss_mb']:.0f} MB = "
+          f"{r['peak_rss_mb'] / w['peak_rss_mb']:.2f}x; wall {r['wall_s']:.1f} / {w['wall_s']:.1f} s "
+          f"for {r['rows']} rows")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from nasforge.errors import DataError
 
 IDENTITY = {"features": {"type": "none"}, "target": {"type": "none"}}   # a registered task: inputs as it has them
 CHUNK = 8192
+FILE_BLOCK_ROWS = 65_536   # rows of a CSV / Parquet file read and predicted at a time
+TABLE_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 
 
 class Predictor:
@@ -74,15 +76,19 @@ class Predictor:
         return pd.DataFrame(self._scores(data), columns=self.classes)
 
     def _scores(self, data) -> np.ndarray:
+        """The network's class probabilities or regression outputs; a table file (tabular searches) is
+        read and predicted :data:`FILE_BLOCK_ROWS` rows at a time, so a file larger than memory works."""
         import torch
 
-        x = self.inputs(data)
+        blocks = _table_blocks(data) if self.tabular is not None else None
+        inputs = (self.inputs(block) for block in blocks) if blocks is not None else [self.inputs(data)]
         device = next(self.network.parameters()).device
         out = []
         with torch.no_grad():
-            for start in range(0, len(x), CHUNK):
-                batch = torch.as_tensor(x[start:start + CHUNK], dtype=torch.float32, device=device)
-                out.append(self.family.predictions(self.network(batch), self.task).double().cpu().numpy())
+            for x in inputs:
+                for start in range(0, len(x), CHUNK):
+                    batch = torch.as_tensor(x[start:start + CHUNK], dtype=torch.float32, device=device)
+                    out.append(self.family.predictions(self.network(batch), self.task).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.task.n_classes or 1))
 
     # -- inputs --------------------------------------------------------------------------
@@ -186,17 +192,31 @@ def _read_table(data):
     frame = arrow_frame(data)
     if frame is not None:
         return frame
-    if isinstance(data, (str, os.PathLike)):
-        path = str(data)
-        if not os.path.exists(path):
-            raise DataError(f"predict: {path!r} does not exist")
-        if path.endswith((".csv", ".txt")):
-            return pd.read_csv(path)
-        if path.endswith(".tsv"):
-            return pd.read_csv(path, sep="\t")
-        if path.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-    return None
+    blocks = _table_blocks(data)
+    if blocks is None:
+        return None
+    frames = list(blocks)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _table_blocks(data):
+    """DataFrames of up to :data:`FILE_BLOCK_ROWS` rows each from a .csv/.tsv/.txt/.parquet path (read
+    lazily), or None when ``data`` is not such a path."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = str(data)
+    if not os.path.exists(path):
+        raise DataError(f"predict: {path!r} does not exist")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in TABLE_SUFFIXES:
+        return None
+    if TABLE_SUFFIXES[suffix] is not None:
+        import pandas as pd
+
+        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], chunksize=FILE_BLOCK_ROWS)
+    import pyarrow.parquet as pq
+
+    return (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=FILE_BLOCK_ROWS))
 
 
 def _is_dataset(data) -> bool:
