@@ -208,15 +208,23 @@ def _table_blocks(data):
     if not os.path.exists(path):
         raise DataError(f"predict: {path!r} does not exist")
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in TABLE_SUFFIXES:
-        return None
-    if TABLE_SUFFIXES[suffix] is not None:
-        import pandas as pd
+    return _read_blocks(path, TABLE_SUFFIXES[suffix]) if suffix in TABLE_SUFFIXES else None
 
-        return pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], chunksize=FILE_BLOCK_ROWS)
-    import pyarrow.parquet as pq
 
-    return (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=FILE_BLOCK_ROWS))
+def _read_blocks(path: str, sep: str | None):
+    """The blocks of a CSV (``sep``) or Parquet file (``sep`` None); the file is closed when they end or
+    the generator is dropped."""
+    if sep is None:
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as parquet:
+            for batch in parquet.iter_batches(batch_size=FILE_BLOCK_ROWS):
+                yield batch.to_pandas()
+        return
+    import pandas as pd
+
+    with pd.read_csv(path, sep=sep, chunksize=FILE_BLOCK_ROWS) as reader:
+        yield from reader
 
 
 def _is_dataset(data) -> bool:
