@@ -126,10 +126,10 @@ class DartsPhase(SupernetPhase):
 
     def rate(self) -> dict[str, Any]:
         """The most likely architecture first, then the ``candidates`` draws by their log-likelihood ratio."""
-        drawn = [(self.architecture.most_likely(), "argmax")]
+        argmax = self.architecture.most_likely()
+        drawn = [(argmax, "argmax")] if self.fits(argmax) else []   # size caps: the argmax may break one
         drawn += [(flat, "sample") for flat in self.architecture.draw(
             self.rng, self.options.candidates, accept=self.fits if self.limit else None)]
-        drawn = [(flat, source) for flat, source in drawn if self.fits(flat)]   # size caps: the argmax may break one
         candidates, _ = self.score_candidates(drawn)
         uniform = self.architecture.log_uniform([entry["params"] for entry in candidates])
         for entry, log_q in zip(candidates, uniform.tolist()):

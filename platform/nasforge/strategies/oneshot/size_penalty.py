@@ -32,19 +32,20 @@ class ExpectedSize:
         self.architecture = architecture
         flats = [flat for flat, _ in UniformPaths(space=space).draw(np.random.default_rng([seed, 0x512E]), pool)]
         measured = [sizes(flat) for flat in flats]
-        self.caps = torch.tensor(list(limit.caps().values()), dtype=torch.float64)
-        self.sizes = torch.tensor([[m[CAPS[name][0]] for name in limit.caps()] for m in measured], dtype=torch.float64)
-        self.within = torch.tensor([limit.broken(m) is None for m in measured])
-        self.log_q = architecture.log_uniform(flats)
-        self.indices = architecture.token_indices(flats)
+        device = next(architecture.parameters(), torch.zeros(())).device   # moved there once, not every step
+        self.caps = torch.tensor(list(limit.caps().values()), dtype=torch.float64, device=device)
+        self.sizes = torch.tensor([[m[CAPS[name][0]] for name in limit.caps()] for m in measured],
+                                  dtype=torch.float64, device=device)
+        self.within = torch.tensor([limit.broken(m) is None for m in measured], device=device)
+        self.log_q = architecture.log_uniform(flats).to(device)
+        self.indices = tuple(i.to(device) for i in architecture.token_indices(flats))
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         log_p = self.architecture.log_likelihoods(self.indices, len(self.log_q))
-        device = log_p.device
-        weights = torch.softmax(log_p.double() - self.log_q.to(device), 0)
-        expected = weights @ self.sizes.to(device)
-        penalty = torch.log(expected / self.caps.to(device)).clamp_min(0).sum()
+        weights = torch.softmax(log_p.double() - self.log_q, 0)
+        expected = weights @ self.sizes
+        penalty = torch.log(expected / self.caps).clamp_min(0).sum()
         with torch.no_grad():
-            within = weights[self.within.to(device)].sum()
+            within = weights[self.within].sum()
             ess = 1.0 / (weights ** 2).sum()
         return penalty.to(log_p.dtype), within, ess
