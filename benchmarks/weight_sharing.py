@@ -49,9 +49,12 @@ Usage::
     python benchmarks/weight_sharing.py --full --seeds 10 --methods flops --only-weight-sharing --jobs 2   # ~3 min
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-params 13000 --jobs 2
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-flops 300000 --jobs 2
+    python benchmarks/weight_sharing.py --full --seeds 8 --methods enas,rsws --only-weight-sharing --top 20 \
+        --pruner sha --pruner-option min_resource=3 --jobs 2     # 20 picks cut by successive halving
 
 Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
-passes a strategy option to the weight-sharing methods; ``--only-weight-sharing`` leaves out the
+passes a strategy option to the weight-sharing methods; ``--pruner`` (``--pruner-option``) prunes
+their retraining trials and the FLOPs baseline's (never the multi-trial rows'); ``--only-weight-sharing`` leaves out the
 multi-trial rows, the Kendall tau and the goal lines (minutes instead of hours, for comparing options
 or running the ``flops`` row alone).
 """
@@ -76,7 +79,8 @@ FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "s
 VARIANTS = {"darts2": ("darts", {"arch_order": 2})}   # a row that is a strategy with options
 
 
-def search(method: str, *, args, seed: int, trials: int, folder: str, options=None, name: str | None = None):
+def search(method: str, *, args, seed: int, trials: int, folder: str, options=None, name: str | None = None,
+           pruner: str | None = None):
     import nasforge
 
     name = name or f"{method}-{seed}"
@@ -87,7 +91,8 @@ def search(method: str, *, args, seed: int, trials: int, folder: str, options=No
         args.family, task=args.task, strategy=strategy, trials=trials, budget=args.budget, seed=seed,
         strategy_options={**(options or {}), **extra}, tracking_uri=f"sqlite:///{folder}/mlflow.db",
         storage=f"sqlite:///{folder}/optuna.db", study_name=name, experiment=name, plots=False, space=space,
-        max_params=args.max_params, max_flops=args.max_flops)
+        max_params=args.max_params, max_flops=args.max_flops,
+        pruner=pruner, pruner_options=args.pruner_options if pruner else None)
     return result, time.process_time() - started
 
 
@@ -181,7 +186,7 @@ def flops_search(args, *, seed: int, folder: str):
     zero_cost.register_fixed_picks()
     counting = time.process_time() - started
     result, cpu = search("fixed-picks", args=args, seed=seed, trials=len(picks), folder=folder,
-                         options={"picks": picks}, name=f"flops-{seed}")
+                         options={"picks": picks}, name=f"flops-{seed}", pruner=args.pruner)
     return result, cpu + counting
 
 
@@ -208,7 +213,8 @@ def run_seed(args, seed: int) -> dict:
                 result, cpu = flops_search(args, seed=seed, folder=folder)
                 phase_epochs = 0.0
             else:
-                result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options)
+                result, cpu = search(method, args=args, seed=seed, trials=args.top, folder=folder, options=options,
+                                     pruner=args.pruner)
                 compute, run_id = phase_info(result)
                 phase_epochs = compute["epochs_equivalent"]
                 phases[method] = (result, run_id)
@@ -264,6 +270,7 @@ def report(results: list[dict], args) -> None:
     print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
           f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds"
           + (f", options {args.options}" if args.options else "")
+          + (f", top {args.top} retrained with pruner {args.pruner} {args.pruner_options}" if args.pruner else "")
           + (f", max_params {args.max_params}" if args.max_params else "")
           + (f", max_flops {args.max_flops}" if args.max_flops else ""))
     print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
@@ -324,6 +331,12 @@ def main() -> None:
     parser.add_argument("--supernet-epochs", type=int)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a strategy option for the weight-sharing methods (repeatable), e.g. finetune_epochs=2")
+    parser.add_argument("--pruner", default=None,
+                        help="a pruner for the retraining of the weight-sharing methods' and the FLOPs baseline's "
+                             "picks (e.g. sha with --top 15: successive halving among more picks at the same "
+                             "compute); the multi-trial rows never prune")
+    parser.add_argument("--pruner-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a pruner option (repeatable), e.g. min_resource=2")
     parser.add_argument("--only-weight-sharing", action="store_true",
                         help="leave out the multi-trial controller and random search (no tau, no goal lines)")
     parser.add_argument("--max-params", type=int, default=None,
@@ -335,6 +348,7 @@ def main() -> None:
     from nasforge.cli import key_values
 
     args.options = key_values(args.option, "--option")   # read as the CLI's --strategy-option
+    args.pruner_options = key_values(args.pruner_option, "--pruner-option")
     for key, value in (FULL if args.full else QUICK).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
