@@ -116,6 +116,16 @@ def test_a_csv_read_through_parquet_names_the_column_whose_type_changes(wine, tm
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_a_streamed_split_file_without_a_train_column_is_named(wine, wine_files, store, tmp_path):
+    wine.drop(columns=["hue"]).to_parquet(tmp_path / "no-hue.parquet")
+    with pytest.raises(DataError, match=r"data\['test'\] \(no-hue\.parquet\): its columns differ from the train "
+                                        r"split's \(missing: hue; extra: -\)"):
+        _search(store, data={"train": str(wine_files / "wine.parquet"), "test": str(tmp_path / "no-hue.parquet")},
+                target="label", data_options={"stream": True, "cache_dir": str(tmp_path / "cache")})
+    _nothing_written(tmp_path)
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_csv_read_through_parquet_names_the_csv_in_its_errors(wine_files, store, tmp_path):
     with pytest.raises(DataError, match=r"data: wine\.csv has no column 'class'; its columns: alcohol, .*label"):
         _search(store, data=str(wine_files / "wine.csv"), target="class",

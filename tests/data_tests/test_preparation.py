@@ -93,9 +93,9 @@ def test_streaming_from_disk_trains_as_in_memory(digits_npy, store):
     assert streamed.test_metrics["test_accuracy"] == pytest.approx(memory.test_metrics["test_accuracy"], abs=5e-3)
 
 
-def _big_csv(path, rows=50_000):
+def _big_csv(path, rows=50_000, seed=0):
     """A CSV of ~1.4 MB: a float, an integer and a text column, string labels that depend on two of them."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.integers(0, 100, rows), "c": rng.choice(list("xyz"), rows)})
     frame["label"] = np.where(frame["a"] + (frame["c"] == "x") > 0.3, "yes", "no")
     frame.to_csv(path, index=False)
@@ -126,6 +126,29 @@ def test_a_csv_larger_than_memory_goes_through_parquet_and_trains_as_loaded(tmp_
     written = copies[0].stat().st_mtime_ns
     again = nasforge.search("mlp", data=str(tmp_path / "big.csv"), data_options=options, experiment="again", **kwargs)
     assert again.spec.data.digest == streamed.spec.data.digest and copies[0].stat().st_mtime_ns == written
+
+
+def test_streamed_splits_from_files_of_their_own_train_as_loaded(tmp_path, store):
+    """A train Parquet file, a test Parquet file with its columns in another order, and a test DataFrame:
+    each file streamed through a cache of its own (the train rows' preprocessing), a DataFrame split
+    preprocessed in memory -- the same search as the DataFrames loaded whole."""
+    train, test = _big_csv(tmp_path / "train.csv", rows=6000), _big_csv(tmp_path / "test.csv", rows=1500, seed=1)
+    train.to_parquet(tmp_path / "train.parquet", row_group_size=1000)
+    test[["label", "c", "a", "b"]].to_parquet(tmp_path / "test.parquet")
+    kwargs = dict(target="label", space=SMALL_MLP, trials=1, budget=2, seed=0, plots=False, **store)
+    loaded = nasforge.search("mlp", data={"train": train, "test": test}, experiment="loaded", **kwargs)
+    cache = tmp_path / "cache"
+    options = {"stream": True, "cache_dir": str(cache)}
+    for name, test_split in (("files", str(tmp_path / "test.parquet")), ("file-and-frame", test)):
+        streamed = nasforge.search("mlp", data={"train": str(tmp_path / "train.parquet"), "test": test_split},
+                                   data_options=options, experiment=name, **kwargs)
+        task = streamed.spec.data.task
+        assert streamed.spec.data.streamed and type(task.x_train).__name__ == "NpyRows"
+        assert type(task.x_test).__name__ == ("NpyRows" if name == "files" else "ndarray")
+        assert streamed.spec.data.rows == loaded.spec.data.rows and loaded.spec.data.rows["test"] == 1500
+        assert [t.value for t in streamed.trials] == pytest.approx([t.value for t in loaded.trials], abs=1e-6)
+        assert streamed.test_metrics == pytest.approx(loaded.test_metrics, abs=1e-6)
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.npy")) == ["test", "train"]   # one cache per file
 
 
 def test_a_dataset_read_from_disk_streams_and_learns(digits_npy, store):

@@ -45,7 +45,7 @@ def make_features(splits, *, layout: str, opts: dict[str, Any], seed: int) -> Fe
         return _image_foldermake_features(splits, opts=opts)
     if isinstance(base, TorchItems):
         return _datasetmake_features(splits, layout=layout, opts=opts)
-    if isinstance(base, ParquetFile):
+    if any(isinstance(split.x, ParquetFile) for split, _ in splits.values()):   # a table, some of it on disk
         return _parquetmake_features(splits, opts=opts, seed=seed)
     if isinstance(base, NpyFile):
         return _npymake_features(splits, layout=layout, opts=opts, seed=seed)
@@ -167,51 +167,70 @@ def _npymake_features(splits, *, layout: str, opts: dict[str, Any], seed: int) -
 
 
 def _parquetmake_features(splits, *, opts: dict[str, Any], seed: int) -> Features:
-    """Parquet: small files become a DataFrame; large ones are read by row groups into a float32 cache."""
-    import numpy as np
+    """Parquet: small files become DataFrames; large ones are read by row groups into float32 caches,
+    one per file, with the train rows' preprocessing. The splits may come from one file, from a file
+    each, or some from a DataFrame (a small CSV next to a large one): those are preprocessed in memory."""
     import pyarrow.parquet as pq
 
     from nasforge.data.streams import NpyRows, write_npy
 
-    base = splits["train"][0].x
-    if any(split.x.path != base.path for split, _ in splits.values()):
-        raise DataError("data: streamed Parquet splits must come from one file; give one file and let nasforge "
-                        "split it, or small files")
-    reader = pq.ParquetFile(base.path)
-    columns = list(base.columns)
-    probe = reader.read_row_group(0, columns=columns).to_pandas()
-    width = probe.shape[1] * 8
-    if not stays_on_disk(opts, base.n_rows, width // 4):
-        frame = reader.read(columns=columns).to_pandas()
-        loaded = {name: (RawSplit(x=frame, y=split.y, origin=split.origin), rows)
+    train, train_rows = splits["train"]
+    columns = list(train.x.columns)
+    files = {}                                         # path -> ParquetFile, each file once
+    for split, _ in splits.values():
+        if isinstance(split.x, ParquetFile):
+            files.setdefault(split.x.path, split.x)
+    width = len(columns) * 8
+    total = sum(f.n_rows for f in files.values()) + sum(len(s.x) for s, _ in splits.values()
+                                                         if not isinstance(s.x, ParquetFile))
+    if not stays_on_disk(opts, total, width // 4):
+        frames = {path: pq.ParquetFile(path).read(columns=columns).to_pandas() for path in files}
+        loaded = {name: (RawSplit(x=frames[split.x.path] if isinstance(split.x, ParquetFile) else split.x,
+                                  y=split.y, origin=split.origin), rows)
                   for name, (split, rows) in splits.items()}
         return _tablemake_features(loaded, seed=seed)
-    train_rows = splits["train"][1]
-    fit_parts, seen = [], 0
-    fit_limit = max(1000, (64 << 20) // max(width, 1))
-    in_train = np.zeros(base.n_rows, dtype=bool)
-    in_train[train_rows] = True
-    for group in range(reader.num_row_groups):        # the first row groups' train rows fit the statistics
-        part = reader.read_row_group(group, columns=columns).to_pandas()
-        fit_parts.append(part[in_train[seen:seen + len(part)]])
-        seen += len(part)
-        if sum(len(p) for p in fit_parts) >= fit_limit:
-            break
-    import pandas as pd
-
-    pre = TabularPreprocessor.fit(pd.concat(fit_parts), seed=seed)
+    fitted = _fit_rows(train.x, train_rows, columns=columns, limit=max(1000, (64 << 20) // max(width, 1)))
+    pre = TabularPreprocessor.fit(fitted, seed=seed)
     cache_dir = cache_folder(opts["cache_dir"])
-    cache = cache_dir / f"{Path(base.path).stem}-{file_fingerprint(base.path)}-{spec_digest(pre.to_dict())}.npy"
-    if not cache.exists():
-        blocks = (pre.transform(reader.read_row_group(g, columns=columns).to_pandas())
-                  for g in range(reader.num_row_groups))
-        write_npy(str(cache), blocks, n_rows=base.n_rows, n_features=len(pre.feature_names))
-    source = NpyRows(str(cache), num_workers=opts["num_workers"])
-    x = {name: source.subset(rows) for name, (_, rows) in splits.items()}
-    notes = [f"{len(pre.columns)} columns preprocessed by row groups into {cache}"]
+    sources = {}
+    for path, file in files.items():
+        cache = cache_dir / f"{Path(path).stem}-{file_fingerprint(path)}-{spec_digest(pre.to_dict())}.npy"
+        if not cache.exists():
+            reader = pq.ParquetFile(path)
+            blocks = (pre.transform(reader.read_row_group(g, columns=columns).to_pandas())
+                      for g in range(reader.num_row_groups))
+            write_npy(str(cache), blocks, n_rows=file.n_rows, n_features=len(pre.feature_names))
+        sources[path] = NpyRows(str(cache), num_workers=opts["num_workers"])
+    x = {name: sources[split.x.path].subset(rows) if isinstance(split.x, ParquetFile)
+         else pre.transform(split.x.iloc[rows][columns])
+         for name, (split, rows) in splits.items()}
+    notes = [f"{len(pre.columns)} columns preprocessed by row groups into "
+             + ", ".join(str(s.path) for s in sources.values())]
     return Features(x=x, n_features=len(pre.feature_names), raw_shape=(len(pre.columns),), spec=pre.to_dict(),
                      info={"feature_names": pre.feature_names}, columns=pre.input_columns, notes=notes,
                      streamed=True)
+
+
+def _fit_rows(x, rows, *, columns: list[str], limit: int):
+    """The train rows the preprocessing is fitted on: a DataFrame's, or the first row groups' of a
+    Parquet file until ``limit`` rows."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if not isinstance(x, ParquetFile):
+        return x.iloc[rows]
+    reader = pq.ParquetFile(x.path)
+    in_train = np.zeros(x.n_rows, dtype=bool)
+    in_train[rows] = True
+    parts, seen = [], 0
+    for group in range(reader.num_row_groups):
+        part = reader.read_row_group(group, columns=columns).to_pandas()
+        parts.append(part[in_train[seen:seen + len(part)]])
+        seen += len(part)
+        if sum(len(p) for p in parts) >= limit:
+            break
+    return pd.concat(parts)
 
 
 def _image_foldermake_features(splits, *, opts: dict[str, Any]) -> Features:

@@ -132,9 +132,11 @@ def prepare_data(data: Any, *, family, target: str | None = None, kind: str | No
         raise DataError(f"target must be a column name (a string), got {target!r}")
     raw = _read_splits(data, target=target, options=opts)
     first = raw.get("train", raw.get("all"))
-    if hasattr(first.x, "iloc"):   # a table: every split has its columns, none of mixed types
+    if hasattr(first.x, "iloc") or isinstance(first.x, ParquetFile):   # a table: every split has its columns
         for name, split in raw.items():
-            _check_columns(split.x, what=split_name(name), columns=list(first.x.columns))
+            what = f"{split_name(name)} ({split.origin})" if split.path else split_name(name)
+            _check_columns(split.x, what=what, columns=list(first.x.columns),
+                           any_order=isinstance(first.x, ParquetFile) or isinstance(split.x, ParquetFile))
     layout = choose_layout(first.x, family=family, families=families)
     for split in raw.values():
         if choose_layout(split.x, family=family, families=families) != layout:
@@ -201,13 +203,15 @@ def _read_splits(data: Any, *, target: str | None, options: Mapping[str, Any]) -
     return {"all": read_split(data, target=target, what="data", options=options)}
 
 
-def _check_columns(frame, *, what: str, columns: list[str]) -> None:
-    """Columns match the train split's and none mixes strings with numbers."""
-    if list(frame.columns) != columns:
-        missing = sorted(set(columns) - set(frame.columns))
-        extra = sorted(set(frame.columns) - set(columns))
-        raise DataError(f"{what}: its columns differ from the train split's (missing: {', '.join(missing) or '-'}; "
-                        f"extra: {', '.join(extra) or '-'})")
+def _check_columns(frame, *, what: str, columns: list[str], any_order: bool = False) -> None:
+    """Columns match the train split's (``any_order``: as a set, where a Parquet file is read by column
+    name) and none of a DataFrame's mixes strings with numbers."""
+    if not hasattr(frame, "columns"):
+        return   # not a table: "the splits of data are not alike" (below in prepare_data)
+    if (set(map(str, frame.columns)) != set(map(str, columns))) if any_order else (list(frame.columns) != columns):
+        _column_mismatch(frame.columns, columns=columns, what=what)
+    if not hasattr(frame, "iloc"):
+        return
     for column in columns:
         values = frame[column]
         if is_numeric(values):
@@ -216,6 +220,13 @@ def _check_columns(frame, *, what: str, columns: list[str]) -> None:
         if len(kinds) > 1 and not kinds <= {"int", "float"}:
             raise DataError(f"{what}: column {column!r} mixes types ({', '.join(sorted(kinds))}); "
                             "make it all numbers or all text")
+
+
+def _column_mismatch(have, *, columns, what: str):
+    missing = sorted(set(map(str, columns)) - set(map(str, have)))
+    extra = sorted(set(map(str, have)) - set(map(str, columns)))
+    raise DataError(f"{what}: its columns differ from the train split's (missing: {', '.join(missing) or '-'}; "
+                    f"extra: {', '.join(extra) or '-'})")
 
 
 def choose_layout(x, *, family, families=None) -> str:
