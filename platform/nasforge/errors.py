@@ -65,6 +65,10 @@ class ScaffoldError(NasforgeError, ValueError):
     """A plugin that cannot be created (bad name, taken name, occupied directory)."""
 
 
+class SupernetWarning(UserWarning):
+    """A weight-sharing search's supernet learned nothing usable: its picks are as good as random draws."""
+
+
 class TrialPruned(NasforgeError):
     """Raised inside a trial when the pruner stops it early."""
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import optuna
@@ -43,8 +44,10 @@ def _children(store, experiment, parent):
 
 
 def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store):
-    result = nasforge.search("mlp", task="digits", strategy="enas", trials=3, budget=2, seed=0,
-                             strategy_options={**TINY, "warmup_epochs": 0}, **store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nasforge.SupernetWarning)   # this supernet learns: no warning
+        result = nasforge.search("mlp", task="digits", strategy="enas", trials=3, budget=2, seed=0,
+                                 strategy_options={**TINY, "warmup_epochs": 0}, **store)
 
     top = result.study._storage.get_study_system_attrs(result.study._study_id)[TOP_ATTR]
     assert len(top) == 3 and sum(p["source"] == "argmax" for p in top) == 1
@@ -86,6 +89,9 @@ def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store
     for key in CURVES[1:]:   # one point per controller update: 2 epochs x 2 steps
         assert steps[key] == [1, 2, 3, 4], key
     assert run["metrics.phase_epochs_equivalent"] == pytest.approx(2.0 + 3 * 1)   # + 3 finalists' fine-tuning
+    # the best path against predicting the most frequent class (10 classes: ~0.1)
+    assert run["tags.beats_chance"] == "true" and run["metrics.best_vs_chance_z"] > 3
+    assert 0.05 < run["metrics.chance_score"] < 0.15 < 0.5 < run["metrics.best_shared_val_accuracy"]
     with open(client.download_artifacts(run["run_id"], "top_architectures.json", str(store_dir(store))),
               encoding="utf-8") as f:
         artifact = json.load(f)
@@ -130,6 +136,22 @@ def test_weight_sharing_searches_your_own_data(store):
     assert result.spec.data is not None and result.best_value > 0.5   # 3 classes
     runs = runs_of(store["tracking_uri"], result.spec.experiment)
     assert runs[runs["tags.phase"] == "supernet"].iloc[0]["status"] == "FINISHED"
+
+
+def test_a_supernet_that_learns_nothing_says_so_and_the_search_goes_on(store):
+    """Labels independent of the inputs: no path can beat predicting the most frequent class, so the
+    phase warns that its picks are as good as random draws, and the picks are still retrained."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(600, 8)), rng.integers(0, 2, 600)
+    with pytest.warns(nasforge.SupernetWarning, match=r"the supernet's best path scores accuracy 0\.\d+ on \d+ "
+                                                      r"validation rows, no better than predicting the train "
+                                                      r"split's most frequent class \(0\.\d+; paired z = "):
+        result = nasforge.search("mlp", data=(x, y), strategy="rsws", trials=2, budget=1, seed=0, plots=False,
+                                 strategy_options=TINY, **store)
+    assert [t.state.name for t in result.trials] == ["COMPLETE"] * 2
+    run = runs_of(store["tracking_uri"], result.spec.experiment).query("`tags.phase` == 'supernet'").iloc[0]
+    assert run["status"] == "FINISHED" and run["tags.beats_chance"] == "false"
+    assert run["metrics.best_vs_chance_z"] < 3 and 0.4 < run["metrics.chance_score"] < 0.6
 
 
 # -- bad input: a clear error before anything is trained or written -------------------------------

@@ -14,9 +14,9 @@ import dataclasses
 import json
 import sys
 
-from nasforge.errors import SpecError
+from nasforge.errors import SpecError, SupernetWarning
 from nasforge.outcome import counts_toward_target
-from nasforge.strategies.oneshot.phase_options import TOP_ATTR, PhaseJob, PhaseOptions
+from nasforge.strategies.oneshot.phase_options import CHANCE_Z, TOP_ATTR, PhaseJob, PhaseOptions
 
 RUN_ATTR, OPTIONS_ATTR = "oneshot:run_id", "oneshot:options"
 PHASE_TAG = "phase"
@@ -38,6 +38,20 @@ def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: in
                    deadline=deadline, on_epoch=on_epoch)
     held = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_target(t))
     return max(min(n_trials, len(top) - held), 0)
+
+
+def warn_at_chance(chance: dict, *, classification: bool) -> None:
+    """Say that the supernet learned nothing usable: its best path is no better than ignoring the inputs."""
+    import warnings
+
+    what = "accuracy" if classification else "MSE"
+    baseline = "predicting the train split's most frequent class" if classification else \
+        "predicting the train split's mean"
+    warnings.warn(f"the supernet's best path scores {what} {chance['best_score']:.4g} on {chance['rows']} validation "
+                  f"rows, no better than {baseline} ({chance['chance_score']:.4g}; paired z = {chance['z']:.2f} < "
+                  f"{CHANCE_Z:g}): its shared weights learned nothing this space's paths agree on, so its picks are "
+                  "as good as random draws. Try more supernet_epochs, a smaller space, or a multi-trial strategy "
+                  "(tpe, controller)", SupernetWarning, stacklevel=2)
 
 
 def phase_options(spec, study):
@@ -107,8 +121,15 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     metrics.update({f"best_{result['metric']}": best.get(result["metric"], float("nan")),
                     "n_candidates": len(result["candidates"]),
                     **({f"best_{finetuned}": best[finetuned]} if finetuned in best else {})})
+    chance = result.get("chance") or {}
+    if chance:
+        metrics.update({"chance_score": chance["chance_score"], "best_vs_chance_z": chance["z"]})
     tracker.log(run_id, metrics=metrics, tags={"top_architecture": json.dumps(top[0]["params"]) if top else "",
+                                               **({"beats_chance": str(chance["beats_chance"]).lower()}
+                                                  if chance else {}),
                                                **result.get("worker_tags", {})})
+    if chance and not chance["beats_chance"]:
+        warn_at_chance(chance, classification=result["metric"].endswith("accuracy"))
     tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,
                                          "candidates": result["candidates"], "compute": compute,
                                          **({"probabilities": result["probabilities"]}

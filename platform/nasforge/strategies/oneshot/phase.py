@@ -53,7 +53,7 @@ from nasforge.size_limit import NetworkSizes, penalised_reward
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
 from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key
-from nasforge.strategies.oneshot.phase_options import PhaseJob, PhaseOptions
+from nasforge.strategies.oneshot.phase_options import CHANCE_Z, PhaseJob, PhaseOptions
 
 CHECKPOINT_VERSION = 1
 
@@ -111,6 +111,7 @@ class SupernetPhase:
                 break
         cpu, wall = time.process_time(), time.perf_counter()
         result = self.rate()
+        result["chance"] = self.against_chance(result["candidates"])
         self.compute["cpu_s"] += time.process_time() - cpu
         self.compute["wall_s"] += time.perf_counter() - wall
         result["timed_out"] = self.epoch < self.options.supernet_epochs
@@ -297,6 +298,36 @@ class SupernetPhase:
             if self.limit:
                 entry.update(self.sizes(entry["params"]))
         return list(unique.values()), name
+
+    def against_chance(self, candidates) -> dict[str, Any]:
+        """Whether the shared weights learned anything: the best-scored candidate against the predictor
+        that ignores its inputs (the train split's most frequent class, or its mean), row by row on the
+        rating rows -- a paired z statistic of the per-row gain (correct or not; minus the squared
+        error). Below :data:`CHANCE_Z` the candidates' scores are noise and the picks no better than
+        random draws."""
+        if not candidates:
+            return {}
+        best = max(candidates, key=lambda e: e["reward"])
+        x, y = self._rating_rows()
+        config = self.config(best["params"])
+        self.supernet.eval()
+        with torch.no_grad():
+            outputs = training.predict(self.supernet, x, chunk=1024, forward=lambda rows: self.supernet(rows, config))
+        self.compute["samples_evaluated"] += len(x)
+        known = self.train_split.y.to(y.device)
+        if self.classification:
+            majority = (y == torch.bincount(known.flatten()).argmax()).double()
+            gain, chance = (outputs.argmax(1) == y).double() - majority, float(majority.mean())
+        else:
+            def squared(pred):
+                return ((pred.double() - y.double()) ** 2).reshape(len(y), -1).mean(1)
+
+            baseline = squared(known.double().mean(0).expand_as(y))
+            gain, chance = baseline - squared(outputs), float(baseline.mean())
+        mean, spread = float(gain.mean()), float(gain.std()) if len(gain) > 1 else 0.0
+        z = mean / (spread / math.sqrt(len(gain))) if spread > 0 else (math.inf if mean > 0 else 0.0)
+        return {"chance_score": chance, "best_score": self._score(outputs, y)[1], "z": z, "rows": len(gain),
+                "beats_chance": bool(z >= CHANCE_Z)}
 
     # -- helpers ----------------------------------------------------------------------------
     def config(self, flat):
