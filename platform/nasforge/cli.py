@@ -430,8 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _format_warning
     try:
         return args.func(args)
     except NasforgeError as exc:
@@ -439,6 +443,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        warnings.formatwarning = shown
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the CLI's other messages: ``nasforge: warning: ...`` (nasforge's own; the source line
+    of a library's warning means nothing to a command-line user either)."""
+    return f"nasforge: warning ({category.__name__}): {message}\n"
 
 
 if __name__ == "__main__":

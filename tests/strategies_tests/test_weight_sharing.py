@@ -154,6 +154,20 @@ def test_a_supernet_that_learns_nothing_says_so_and_the_search_goes_on(store):
     assert run["metrics.best_vs_chance_z"] < 3 and 0.4 < run["metrics.chance_score"] < 0.6
 
 
+def test_the_cli_prints_the_warning_as_its_other_messages(store, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "noise.npz", x=rng.normal(size=(600, 8)), y=rng.integers(0, 2, 600))
+    argv = [sys.executable, "-m", "nasforge.cli", "search", "mlp", "--data", str(tmp_path / "noise.npz"),
+            "--strategy", "rsws", "--trials", "1", "--budget", "1", "--tracking-uri", store["tracking_uri"],
+            "--storage", store["storage"], "--no-plots"]
+    for key, value in TINY.items():
+        argv += ["--strategy-option", f"{key}={value}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nasforge: warning (SupernetWarning): the supernet's best path scores accuracy" in proc.stderr
+    assert "warn_at_chance(" not in proc.stderr   # no source line
+
+
 # -- bad input: a clear error before anything is trained or written -------------------------------
 MLP_LR_VARIES = {"params": {"n_layers": 1, "layers": {"repeat": "n_layers", "params": {"units": {"choice": [8, 16]}}},
                             "lr": {"float": [1e-4, 1e-2], "log": True}}}
