@@ -448,8 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """A warning as the CLI's other messages: ``nasforge: warning: ...`` (nasforge's own; the source line
-    of a library's warning means nothing to a command-line user either)."""
+    """A warning as the CLI's other messages, ``nasforge: warning (<category>): <message>``: without the
+    file, line and source line, which mean nothing to a command-line user."""
     return f"nasforge: warning ({category.__name__}): {message}\n"
 
 
