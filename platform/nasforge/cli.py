@@ -138,6 +138,13 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
                     else "score with the supernet's shared weights")
             print(f"  (shared: the pick's {what}, by which the phase ranked it; "
                   "docs/weight_sharing.md, 'What to trust')", file=file)
+            from nasforge.strategies.oneshot.phase_options import CHANCE_ATTR
+
+            chance = result.study._storage.get_study_system_attrs(result.study._study_id).get(CHANCE_ATTR)
+            if chance and not chance["beats_chance"]:
+                print(f"  warning: the supernet's best path was no better than ignoring the inputs "
+                      f"({chance['best_score']:.4g} against {chance['chance_score']:.4g}, z = {chance['z']:.2f}): "
+                      "these picks are as good as random draws", file=file)
         if result.test_metrics:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
             print(f"best trial {result.best_trial.number} on the test split: {shown}", file=file)

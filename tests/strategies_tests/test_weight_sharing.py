@@ -74,6 +74,7 @@ def test_enas_trains_a_supernet_then_retrains_its_picks_as_ordinary_trials(store
     shown = {int(line.split()[0]): line.split()[2] for line in lines[header + 1:header + 4]}
     assert shown == {t.number: f"{t.user_attrs['shared_score']:.4f}" for t in trials}
     assert "(shared: the pick's score with the supernet's shared weights" in summary.getvalue()
+    assert "no better than ignoring the inputs" not in summary.getvalue()
 
     children = _children(store, "mlp-digits", result.parent_run_id)
     supernet = children[children["tags.phase"] == "supernet"]
@@ -152,6 +153,9 @@ def test_a_supernet_that_learns_nothing_says_so_and_the_search_goes_on(store):
     run = runs_of(store["tracking_uri"], result.spec.experiment).query("`tags.phase` == 'supernet'").iloc[0]
     assert run["status"] == "FINISHED" and run["tags.beats_chance"] == "false"
     assert run["metrics.best_vs_chance_z"] < 3 and 0.4 < run["metrics.chance_score"] < 0.6
+    summary = io.StringIO()   # the summary of the search reopened later says it too
+    print_summary(nasforge.load(result.study.study_name, tracking_uri=store["tracking_uri"]), file=summary)
+    assert "warning: the supernet's best path was no better than ignoring the inputs" in summary.getvalue()
 
 
 def test_the_cli_prints_the_warning_as_its_other_messages(store, tmp_path):

@@ -16,7 +16,7 @@ import sys
 
 from nasforge.errors import SpecError, SupernetWarning
 from nasforge.outcome import counts_toward_target
-from nasforge.strategies.oneshot.phase_options import CHANCE_Z, TOP_ATTR, PhaseJob, PhaseOptions
+from nasforge.strategies.oneshot.phase_options import CHANCE_ATTR, CHANCE_Z, TOP_ATTR, PhaseJob, PhaseOptions
 
 RUN_ATTR, OPTIONS_ATTR = "oneshot:run_id", "oneshot:options"
 PHASE_TAG = "phase"
@@ -128,8 +128,10 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
                                                **({"beats_chance": str(chance["beats_chance"]).lower()}
                                                   if chance else {}),
                                                **result.get("worker_tags", {})})
-    if chance and not chance["beats_chance"]:
-        warn_at_chance(chance, classification=result["metric"].endswith("accuracy"))
+    if chance:
+        storage.set_study_system_attr(study_id, CHANCE_ATTR, chance)   # for the summary of a reopened search
+        if not chance["beats_chance"]:
+            warn_at_chance(chance, classification=result["metric"].endswith("accuracy"))
     tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,
                                          "candidates": result["candidates"], "compute": compute,
                                          **({"probabilities": result["probabilities"]}

@@ -18,6 +18,7 @@ from nasforge.size_limit import SizeLimit
 WEIGHT_SHARING = ("enas", "rsws", "darts")
 # Study system attributes: the phase's picks (best first), and the pick each trial retrains.
 TOP_ATTR, RANK_ATTR = "oneshot:top", "oneshot:rank"
+CHANCE_ATTR = "oneshot:chance"   # the best path against ignoring the inputs (SupernetPhase.against_chance)
 CHANCE_Z = 3.0   # standard errors by which the best path must beat the predictor that ignores its inputs
 SHARED_OPTIMIZERS = ("sgd", "adam")
 # Options only some strategies have; the others refuse them rather than ignore them.
