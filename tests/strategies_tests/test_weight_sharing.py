@@ -166,7 +166,7 @@ def test_the_cli_prints_the_warning_as_its_other_messages(store, tmp_path):
             "--storage", store["storage"], "--no-plots"]
     for key, value in TINY.items():
         argv += ["--strategy-option", f"{key}={value}"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)   # writes nothing here
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "nasforge: warning (SupernetWarning): the supernet's best path scores accuracy" in proc.stderr
     assert "warn_at_chance(" not in proc.stderr   # no source line
