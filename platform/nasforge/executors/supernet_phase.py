@@ -40,12 +40,12 @@ def run_supernet_phase(spec, *, study, tracker, parent_run_id: str, n_trials: in
     return max(min(n_trials, len(top) - held), 0)
 
 
-def warn_at_chance(chance: dict, *, classification: bool) -> None:
+def warn_at_chance(chance: dict) -> None:
     """Say that the supernet learned nothing usable: its best path is no better than ignoring the inputs."""
     import warnings
 
-    what = "accuracy" if classification else "MSE"
-    baseline = "predicting the train split's most frequent class" if classification else \
+    what = "accuracy" if chance["classification"] else "MSE"
+    baseline = "predicting the train split's most frequent class" if chance["classification"] else \
         "predicting the train split's mean"
     warnings.warn(f"the supernet's best path scores {what} {chance['best_score']:.4g} on {chance['rows']} validation "
                   f"rows, no better than {baseline} ({chance['chance_score']:.4g}; paired z = {chance['z']:.2f} < "
@@ -121,17 +121,15 @@ def _run(spec, *, study, tracker, parent_run_id: str, run_id: str | None, deadli
     metrics.update({f"best_{result['metric']}": best.get(result["metric"], float("nan")),
                     "n_candidates": len(result["candidates"]),
                     **({f"best_{finetuned}": best[finetuned]} if finetuned in best else {})})
-    chance = result.get("chance") or {}
+    tags = {"top_architecture": json.dumps(top[0]["params"]) if top else "", **result.get("worker_tags", {})}
+    chance = result.get("chance")
     if chance:
         metrics.update({"chance_score": chance["chance_score"], "best_vs_chance_z": chance["z"]})
-    tracker.log(run_id, metrics=metrics, tags={"top_architecture": json.dumps(top[0]["params"]) if top else "",
-                                               **({"beats_chance": str(chance["beats_chance"]).lower()}
-                                                  if chance else {}),
-                                               **result.get("worker_tags", {})})
-    if chance:
+        tags["beats_chance"] = str(chance["beats_chance"]).lower()
         storage.set_study_system_attr(study_id, CHANCE_ATTR, chance)   # for the summary of a reopened search
-        if not chance["beats_chance"]:
-            warn_at_chance(chance, classification=result["metric"].endswith("accuracy"))
+    tracker.log(run_id, metrics=metrics, tags=tags)
+    if chance and not chance["beats_chance"]:
+        warn_at_chance(chance)
     tracker.log_text(run_id, json.dumps({"strategy": spec.strategy, "metric": result["metric"], "top": top,
                                          "candidates": result["candidates"], "compute": compute,
                                          **({"probabilities": result["probabilities"]}

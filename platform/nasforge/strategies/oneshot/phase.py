@@ -327,7 +327,7 @@ class SupernetPhase:
         mean, spread = float(gain.mean()), float(gain.std()) if len(gain) > 1 else 0.0
         z = mean / (spread / math.sqrt(len(gain))) if spread > 0 else (math.inf if mean > 0 else 0.0)
         return {"chance_score": chance, "best_score": self._score(outputs, y)[1], "z": z, "rows": len(gain),
-                "beats_chance": bool(z >= CHANCE_Z)}
+                "beats_chance": bool(z >= CHANCE_Z), "classification": self.classification}
 
     # -- helpers ----------------------------------------------------------------------------
     def config(self, flat):
