@@ -49,6 +49,8 @@ Usage::
     python benchmarks/weight_sharing.py --full --seeds 10 --methods flops --only-weight-sharing --jobs 2   # ~3 min
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-params 13000 --jobs 2
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-flops 300000 --jobs 2
+    python benchmarks/weight_sharing.py --family rnn --task mnist1d_frames --seeds 8 --multi 50,100 --random 100 \
+        --budget 10 --jobs 2                                     # the rnn row (MNIST-1D as 8 frames of 5 samples)
     python benchmarks/weight_sharing.py --full --seeds 8 --methods enas,rsws --only-weight-sharing --top 20 \
         --pruner sha --pruner-option min_resource=3 --jobs 2     # 20 picks cut by successive halving
 
@@ -73,6 +75,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import framed_tasks  # noqa: E402  (benchmarks/framed_tasks.py: --task mnist1d_frames)
 import zero_cost  # noqa: E402  (benchmarks/zero_cost.py)
 QUICK = {"seeds": 2, "multi": "10,20", "random": 20, "budget": 10, "top": 5, "supernet_epochs": 20}
 FULL = {"seeds": 5, "multi": "50,100", "random": 100, "budget": 20, "top": 5, "supernet_epochs": 40}
@@ -200,6 +203,7 @@ def run_seed(args, seed: int) -> dict:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    framed_tasks.register_framed_tasks()
     multi = sorted(int(n) for n in args.multi.split(","))
     out: dict = {"rows": {}, "tau": {}}
     options = {"supernet_epochs": args.supernet_epochs, **args.options}
@@ -356,6 +360,7 @@ def main() -> None:
     args.methods = tuple(args.methods.split(","))
     from nasforge.plugins import get_registry
 
+    framed_tasks.register_framed_tasks()
     family = get_registry().get("family", args.family)
     args.darts_space = args.space or family.darts_space or family.supernet_space
     if args.space is None:

@@ -38,20 +38,22 @@ def n_params(family, task, space, flat: Mapping[str, Any]) -> int:
 def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
                 limit=None) -> list[dict[str, Any]]:
     """The ``top`` architectures with the most FLOPs among ``candidates`` seeded uniform draws of
-    ``space`` (as many as an ``rsws`` phase rates), duplicates dropped: a search with no supernet.
+    ``space`` (as many as an ``rsws`` phase rates), one per network: a search with no supernet.
     ``limit`` (a :class:`nasforge.size_limit.SizeLimit`): draw only architectures within its caps,
     as ``rsws`` does."""
     import numpy as np
 
     from nasforge.size_limit import NetworkSizes
-    from nasforge.strategies.oneshot.paths import UniformPaths, arch_key
+    from nasforge.strategies.oneshot.paths import UniformPaths, network_key
 
     accept = None
     if limit:
         sizes = NetworkSizes(family=family, space=space, task=task, limit=limit)
         accept = lambda flat: limit.broken(sizes(flat)) is None  # noqa: E731
     drawn = UniformPaths(space=space, accept=accept).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
-    unique = {arch_key(flat): flat for flat, _ in drawn}
+    unique: dict[str, dict[str, Any]] = {}
+    for flat, _ in drawn:
+        unique.setdefault(network_key(flat, family.make_config(space.config_from_flat(dict(flat)))), flat)
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
 
 

@@ -201,10 +201,10 @@ def test_bad_weight_sharing_input_is_refused_up_front(store, kwargs, message):
 
 
 # -- what the phase learns ---------------------------------------------------------------------
-def _phase(store, strategy, space, options, *, seed=0, top=3):
+def _phase(store, strategy, space, options, *, seed=0, top=3, family="mlp"):
     tracker = Tracker.for_experiment(tracking_uri=store["tracking_uri"], experiment="phase")
     run_id = tracker.start_run(name="phase", tags={})
-    job = PhaseJob(strategy=strategy, family="mlp", task="digits", data_digest=None, space=space, seed=seed,
+    job = PhaseJob(strategy=strategy, family=family, task="digits", data_digest=None, space=space, seed=seed,
                    options=check_options(strategy, options), top=top, tracking_uri=store["tracking_uri"],
                    experiment_id=tracker.experiment_id, run_id=run_id)
     phase = SupernetPhase(job=job, tracker=tracker)
@@ -215,6 +215,23 @@ def test_supernet_paths_train_well_above_chance(store):
     _, result = _phase(store, "rsws", SearchSpace.load("mlp_enas"), {"supernet_epochs": 20, "controller_steps": 1})
     scores = [c["shared_val_accuracy"] for c in result["candidates"]]
     assert len(scores) > 50 and np.median(scores) > 0.6   # chance is 0.1; measured 0.87
+
+
+def test_draws_that_build_the_same_network_are_one_candidate(store):
+    """In ``rnn_enas`` a node's ``input`` wraps onto the earlier nodes: the second node reads the
+    first whatever its value (0-3), so a one-node cell has 4 spellings. Each network is scored once,
+    and the picks retrained are distinct networks, not one cell under several names."""
+    options = {"supernet_epochs": 1, "controller_steps": 1, "candidates": 100}
+    phase, result = _phase(store, "rsws", SearchSpace.load("rnn_enas"), options, top=5, family="rnn")
+    ranked = result["candidates"]
+    cells = [(c["params"]["enas_activation"], tuple(n.input for n in phase.config(c["params"]).nodes),
+              tuple(n.activation for n in phase.config(c["params"]).nodes)) for c in ranked]
+    assert len(set(cells)) == len(cells)   # no network twice
+    one_node = [c for c in ranked if c["params"]["n_nodes"] == 1]
+    # ~25 of 100 uniform draws have one node, 16 one-node cells exist: several were drawn twice or more
+    assert len(one_node) <= 16 and sum(c["draws"] for c in one_node) > len(one_node)
+    assert sum(c["draws"] for c in ranked) == 100
+    assert result["top"] == ranked[:5]   # so five different cells are retrained
 
 
 def test_the_best_scored_candidates_are_fine_tuned_and_ranked_by_their_new_score(store):

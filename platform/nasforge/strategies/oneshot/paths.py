@@ -8,6 +8,7 @@ caller's seed (and its saved state) decides every draw.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Callable, Mapping
 
@@ -21,6 +22,15 @@ from nasforge.strategies.controller.decisions import to_controller
 def arch_key(flat: Mapping[str, Any]) -> str:
     """One string per architecture (its flat values), to drop duplicates."""
     return json.dumps(sorted((k, repr(v)) for k, v in flat.items()))
+
+
+def network_key(flat: Mapping[str, Any], config: Any) -> str:
+    """One string per network: the fields of its family config, which a family may normalise (the
+    rnn family wraps a node's ``input`` onto the earlier nodes, so the second node's ``input`` 0 and
+    3 are one cell); :func:`arch_key` for a config that is not a dataclass."""
+    if not dataclasses.is_dataclass(config):
+        return arch_key(flat)
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=repr)
 
 
 class UniformPaths:

@@ -12,7 +12,8 @@ ICML 2018, Sec. 2.2 and 3): each epoch
     moving-average baseline and an entropy bonus.
 
 At the end it draws ``candidates`` architectures from the trained policy, adds the most probable
-one (the argmax), drops duplicates and scores each with the shared weights on (up to
+one (the argmax), drops duplicates -- two draws that build the same network are one candidate
+(rnn: a node's ``input`` wraps onto the earlier nodes, so several values read the same node) -- and scores each with the shared weights on (up to
 ``rate_samples`` rows of) the validation split. With ``finetune_epochs`` (off by default), the
 ``finalists`` best then train that many epochs each, on their own path, from a copy of the shared
 weights, and are ranked by their score after it (Once-for-All fine-tunes its sub-networks after
@@ -52,7 +53,7 @@ from nasforge.plugins import get_registry
 from nasforge.size_limit import NetworkSizes, penalised_reward
 from nasforge.stores.mlflow_runs import Tracker, curve_key
 from nasforge.strategies.oneshot import phase_checkpoint
-from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key
+from nasforge.strategies.oneshot.paths import ControllerPaths, UniformPaths, arch_key, network_key
 from nasforge.strategies.oneshot.phase_options import CHANCE_Z, PhaseJob, PhaseOptions
 
 CHECKPOINT_VERSION = 1
@@ -280,11 +281,12 @@ class SupernetPhase:
         return self.job.deadline is not None and time.time() >= self.job.deadline
 
     def score_candidates(self, drawn) -> tuple[list[dict[str, Any]], str]:
-        """``drawn`` ``(flat, source)`` pairs without duplicates, each scored as one path with the shared
-        weights on the rating rows; and the score's name."""
+        """``drawn`` ``(flat, source)`` pairs, one per network (:meth:`network_key`; the first drawn of
+        each kept, its ``draws`` counting them all), each scored as one path with the shared weights on
+        the rating rows; and the score's name."""
         unique: dict[str, dict[str, Any]] = {}
         for flat, source in drawn:
-            unique.setdefault(arch_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
+            unique.setdefault(self.network_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
         x, y = self._rating_rows()
         self.supernet.eval()
         name = "shared_val_accuracy" if self.classification else "shared_val_loss"
@@ -339,6 +341,10 @@ class SupernetPhase:
                 self._configs.clear()
             config = self._configs[key] = self.family.make_config(self.job.space.config_from_flat(flat))
         return config
+
+    def network_key(self, flat) -> str:
+        """One string per network (:func:`.paths.network_key`)."""
+        return network_key(flat, self.config(flat))
 
     def _score(self, outputs, y) -> tuple[float, float]:
         """``(reward, score)``: accuracy and accuracy, or minus the MSE and the MSE."""
