@@ -9,10 +9,11 @@ architecture is judged by the validation loss of the weights one training step w
 and the second term's Hessian-vector product is taken by central differences (Eq. 8):
 ``(grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)`` with
 ``w+- = w +- eps * grad_w' L_val(w', alpha)`` and ``eps = 0.01 / ||grad_w' L_val(w', alpha)||``.
-``xi`` is the weights' learning rate (DARTS sets it so); the virtual step is the step the weights'
-SGD would take next, as DARTS's code computes it: ``w' = w - xi * (mu * v + grad_w L_train + lambda * w)``
-with the optimizer's momentum buffer ``v`` (none before its first step, or under Adam) and L2
-``lambda``. ``xi = 0`` is the first-order approximation.
+``xi`` is the weights' learning rate (DARTS sets it so); the virtual step is DARTS's code's,
+``w' = w - xi * (mu * v + grad_w L_train + lambda * w)`` with the optimizer's momentum buffer ``v``
+(none before its first step, or under Adam) and L2 ``lambda`` -- plain momentum SGD's next step
+(the weights here take Nesterov's, which adds ``mu`` times that bracket instead of ``mu * v``).
+``xi = 0`` is the first-order approximation.
 
 The two passes at ``w+-`` draw the same dropout masks (the random state is forked), and every pass
 besides the real weight step leaves the supernet's weights and batch-norm statistics as they were.
