@@ -99,13 +99,9 @@ class DartsPhase(SupernetPhase):
         if self.options.arch_order == 2:
             if self._virtual is None:
                 self._virtual = copy.deepcopy(self.supernet)
-            sgd = isinstance(self.optimizer, torch.optim.SGD)
             outputs, loss = unrolled_alpha_grads(
                 supernet=self.supernet, virtual=self._virtual, architecture=self.architecture, loss_fn=loss_fn,
-                train=train, val=val, xi=lr, weight_decay=self.options.shared_weight_decay,
-                momentum=self.options.shared_momentum if sgd else 0.0,
-                momentum_buffers=[self.optimizer.state.get(p, {}).get("momentum_buffer") if sgd else None
-                                  for p in self.supernet.parameters()])
+                train=train, val=val, xi=lr, weight_decay=self.options.shared_weight_decay)
         else:
             xv, yv = val
             outputs = self.supernet.mixed(xv, self.architecture.weights())
