@@ -14,12 +14,13 @@ ICML 2018, Sec. 2.2 and 3): each epoch
 At the end it draws ``candidates`` architectures from the trained policy, adds the most probable
 one (the argmax), drops duplicates -- two draws that build the same network are one candidate
 (rnn: a node's ``input`` wraps onto the earlier nodes, so several values read the same node) --
-and scores each with the shared weights on (up to ``rate_samples`` rows of) the validation split. With ``finetune_epochs`` (off by default), the
-``finalists`` best then train that many epochs each, on their own path, from a copy of the shared
-weights, and are ranked by their score after it (Once-for-All fine-tunes its sub-networks after
-inheriting the shared weights, Cai et al. 2020): it sharpens the supernet's ranking, not -- on
-MNIST-1D, measured -- the picks (``docs/weight_sharing.md``). The ``top`` best -- the argmax always
-among them -- are retrained from scratch as ordinary trials (ENAS retrains the best of its samples).
+and scores each with the shared weights on (up to ``rate_samples`` rows of) the validation split.
+With ``finetune_epochs`` (off by default), the ``finalists`` best then train that many epochs each,
+on their own path, from a copy of the shared weights, and are ranked by their score after it
+(Once-for-All fine-tunes its sub-networks after inheriting the shared weights, Cai et al. 2020): it
+sharpens the supernet's ranking, not -- on MNIST-1D, measured -- the picks
+(``docs/weight_sharing.md``). The ``top`` best -- the argmax always among them -- are retrained
+from scratch as ordinary trials (ENAS retrains the best of its samples).
 
 RS-WS (Li & Talwalkar, "Random Search and Reproducibility for Neural Architecture Search", UAI
 2019): the same, with every architecture drawn uniformly and no controller; its candidates are
