@@ -268,9 +268,7 @@ class SupernetPhase:
                     nn.utils.clip_grad_norm_(scratch.parameters(), options.grad_clip)
                     optimizer.step()
                     self.compute["samples_trained"] += len(xb)
-            scratch.eval()
-            with torch.no_grad():
-                outputs = training.predict(scratch, x, chunk=1024, forward=lambda rows: scratch(rows, config))
+            outputs = _path_outputs(scratch, config, x)
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"finetuned_reward": reward if math.isfinite(reward) else -math.inf, name: score})
@@ -289,12 +287,9 @@ class SupernetPhase:
         for flat, source in drawn:
             unique.setdefault(self.network_key(flat), {"params": flat, "source": source, "draws": 0})["draws"] += 1
         x, y = self._rating_rows()
-        self.supernet.eval()
         name = "shared_val_accuracy" if self.classification else "shared_val_loss"
         for entry in unique.values():
-            with torch.no_grad():
-                outputs = training.predict(self.supernet, x, chunk=1024,
-                                           forward=lambda rows, c=self.config(entry["params"]): self.supernet(rows, c))
+            outputs = _path_outputs(self.supernet, self.config(entry["params"]), x)
             reward, score = self._score(outputs, y)
             self.compute["samples_evaluated"] += len(x)
             entry.update({"reward": reward, name: score})
@@ -312,10 +307,7 @@ class SupernetPhase:
             return {}
         best = max(candidates, key=lambda e: e["reward"])
         x, y = self._rating_rows()
-        config = self.config(best["params"])
-        self.supernet.eval()
-        with torch.no_grad():
-            outputs = training.predict(self.supernet, x, chunk=1024, forward=lambda rows: self.supernet(rows, config))
+        outputs = _path_outputs(self.supernet, self.config(best["params"]), x)
         self.compute["samples_evaluated"] += len(x)
         known = self.train_split.y.to(y.device)
         if self.classification:
@@ -437,6 +429,13 @@ class SupernetPhase:
     def _logged(self, point) -> bool:
         key, _, step = point
         return any(m.step == step for m in self.tracker.client.get_metric_history(self.job.run_id, key))
+
+
+def _path_outputs(supernet, config, x) -> torch.Tensor:
+    """The outputs of one path through ``supernet`` on rows ``x``, in eval mode, without gradients."""
+    supernet.eval()
+    with torch.no_grad():
+        return training.predict(supernet, x, chunk=1024, forward=lambda rows: supernet(rows, config))
 
 
 def _cosine(lr: float, epoch: int, epochs: int) -> float:
