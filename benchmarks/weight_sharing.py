@@ -33,6 +33,12 @@ the two scores over those networks -- how far the supernet's ranking can be trus
 as a single path through its (mixture-trained) weights, over the networks its space holds. The
 FLOPs row ranks the same networks by their forward FLOPs.
 
+With ``--reseed R`` each row's picked architecture is trained R more times from scratch with fresh
+training seeds (same split, budget and settings) and its mean test accuracy is printed beside the
+row: a search's best trial won partly on its one training run's luck, and one of 100 trials can be
+luckier than the best of 5 (Yang et al. 2020, "NAS evaluation is frustratingly hard"). Those
+trainings are not counted in any row's compute.
+
 With ``--max-params N`` (``--max-flops F``) every method searches for the best network of at most N
 parameters (F forward FLOPs; the search's ``max_params`` / ``max_flops``): trials beyond it are
 pruned untrained (the rows' N counts them, their epochs do not), ``rsws`` and the FLOPs baseline
@@ -51,6 +57,8 @@ Usage::
     python benchmarks/weight_sharing.py --full --seeds 4 --methods enas,rsws,flops --max-flops 300000 --jobs 2
     python benchmarks/weight_sharing.py --family rnn --task mnist1d_frames --seeds 8 --multi 50,100 --random 100 \
         --budget 10 --jobs 2                                     # the rnn row (MNIST-1D as 8 frames of 5 samples)
+    python benchmarks/weight_sharing.py --family rnn --task mnist1d_frames --seeds 8 --multi 100 --random 100 \
+        --budget 10 --methods enas,rsws --reseed 5 --jobs 2      # each row's pick trained 5 more times
     python benchmarks/weight_sharing.py --full --seeds 8 --methods enas,rsws --only-weight-sharing --top 20 \
         --pruner sha --pruner-option min_resource=3 --jobs 2     # 20 picks cut by successive halving
 
@@ -116,12 +124,47 @@ def pick(result, trials):
     return max(done, key=lambda t: (t.values[0], -t.number)) if done else None
 
 
-def best_row(result, trials, **compute) -> dict:
-    """A table row: the best trial's test and validation accuracy (NaN when none completed)."""
+def best_row(result, trials, *, reseed: int = 0, **compute) -> dict:
+    """A table row: the best trial's test and validation accuracy (NaN when none completed), and
+    with ``reseed`` its architecture's mean test accuracy over that many fresh trainings."""
     best = pick(result, trials)
     if best is None:
-        return {"test": math.nan, "val": math.nan, **compute}
-    return {"test": test_accuracy(result, best), "val": best.values[0], **compute}
+        return {"test": math.nan, "val": math.nan, "reseeded": math.nan, **compute}
+    return {"test": test_accuracy(result, best), "val": best.values[0],
+            "reseeded": reseeded(result, trials, repeats=reseed) if reseed else math.nan, **compute}
+
+
+RESEED_SEED = 7_000_000   # training seeds of --reseed's retrainings: none of them is a trial's
+
+
+def reseeded(result, trials, *, repeats: int) -> float:
+    """The architecture of the best trial among ``trials`` trained ``repeats`` more times from scratch,
+    each with a fresh training seed (same split, budget and settings; the family's build / fit /
+    evaluate, no MLflow): its mean test accuracy. A search's best trial won partly on its one
+    training run's luck, and a search of 100 trials picks the luckiest of 100; this mean is the
+    architecture's own quality (Yang et al. 2020, "NAS evaluation is frustratingly hard")."""
+    import torch
+
+    from nasforge.data.tasks import load_task
+    from nasforge.family import NullReporter
+    from nasforge.plugins import get_registry
+    from nasforge.trial import seed_everything
+
+    best = pick(result, trials)
+    if best is None or repeats < 1:
+        return math.nan
+    spec = result.spec
+    family, task = get_registry().get("family", spec.family), load_task(spec.task, spec.seed)
+    config = family.make_config(spec.space.config_from_flat(best.user_attrs.get("final_params", best.params)))
+    accuracies = []
+    for repeat in range(repeats):
+        seed_everything(RESEED_SEED + 1000 * spec.seed + repeat)
+        model = family.build(config, task)
+        family.fit(model, task, config, dict(spec.budget), NullReporter())
+        model.eval()
+        with torch.no_grad():
+            accuracies.append(family.evaluate(model, task)["test_accuracy"])
+    return float(sum(accuracies) / len(accuracies))
 
 
 def epochs_of(trials) -> float:
@@ -222,9 +265,11 @@ def run_seed(args, seed: int) -> dict:
                 compute, run_id = phase_info(result)
                 phase_epochs = compute["epochs_equivalent"]
                 phases[method] = (result, run_id)
-            out["rows"][method] = best_row(result, result.trials, cpu=cpu,
+            out["rows"][method] = best_row(result, result.trials, reseed=args.reseed, cpu=cpu,
                                            epochs=phase_epochs + epochs_of(result.trials))
-            print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f} cpu {cpu:.0f}s", file=sys.stderr)
+            print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f}"
+                  + (f" (reseeded {out['rows'][method]['reseeded']:.4f})" if args.reseed else "")
+                  + f" cpu {cpu:.0f}s", file=sys.stderr)
         if args.only_weight_sharing:
             return out
         result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder,
@@ -234,11 +279,14 @@ def run_seed(args, seed: int) -> dict:
             first = ordered[:n]
             share = sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in first) / max(
                 sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ordered), 1e-9)
-            out["rows"][f"controller N={n}"] = best_row(result, first, epochs=epochs_of(first), cpu=cpu * share)
+            out["rows"][f"controller N={n}"] = best_row(result, first, reseed=args.reseed,
+                                                        epochs=epochs_of(first), cpu=cpu * share)
         print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
-            f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}" for n in multi), file=sys.stderr)
+            f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}"
+            + (f" (reseeded {out['rows'][f'controller N={n}']['reseeded']:.4f})" if args.reseed else "")
+            for n in multi), file=sys.stderr)
         result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
-        out["rows"][f"random N={args.random}"] = best_row(result, result.trials, cpu=cpu,
+        out["rows"][f"random N={args.random}"] = best_row(result, result.trials, reseed=args.reseed, cpu=cpu,
                                                           epochs=epochs_of(result.trials))
         done = [t for t in result.trials if t.state.name == "COMPLETE"]
         unique = {json.dumps(sorted(t.params.items()), default=str): t for t in done}
@@ -250,7 +298,9 @@ def run_seed(args, seed: int) -> dict:
         family, task = get_registry().get("family", args.family), load_task(args.task, seed)
         counted = [zero_cost.flops(family, task, result.spec.space, flat) for flat in networks]
         out["tau"]["flops"] = tau_of(counted, alone)
-        print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} cpu {cpu:.0f}s; "
+        print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} "
+              + (f"(reseeded {out['rows'][f'random N={args.random}']['reseeded']:.4f}) " if args.reseed else "")
+              + f"cpu {cpu:.0f}s; "
               f"tau {out['tau']}", file=sys.stderr)
     return out
 
@@ -277,13 +327,15 @@ def report(results: list[dict], args) -> None:
           + (f", top {args.top} retrained with pruner {args.pruner} {args.pruner_options}" if args.pruner else "")
           + (f", max_params {args.max_params}" if args.max_params else "")
           + (f", max_flops {args.max_flops}" if args.max_flops else ""))
-    print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}")
+    reseed = f"reseeded x{args.reseed} %" if args.reseed else ""
+    print(f"{'method':<20} {'test accuracy %':>18} {'epochs':>16} {'CPU s':>16}" + (f" {reseed:>18}" if reseed else ""))
     for row in rows:
         test = mean_std([100 * r["rows"][row]["test"] for r in results])
         epochs = mean_std([r["rows"][row]["epochs"] for r in results])
         cpu = mean_std([r["rows"][row]["cpu"] for r in results])
+        again = mean_std([100 * r["rows"][row]["reseeded"] for r in results]) if reseed else None
         print(f"{row:<20} {test[0]:>9.2f} +- {test[1]:<5.2f} {epochs[0]:>8.0f} +- {epochs[1]:<5.0f} "
-              f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}")
+              f"{cpu[0]:>8.0f} +- {cpu[1]:<5.0f}" + (f" {again[0]:>9.2f} +- {again[1]:<5.2f}" if again else ""))
     if args.only_weight_sharing:
         return
     for method in [m for m in args.methods if m != "flops"] + ["flops"]:
@@ -308,6 +360,11 @@ def report(results: list[dict], args) -> None:
     print(f"goal: ENAS compute <= 1/10 of {reference}: {ratio_epochs:.3f} of its epochs, {ratio_cpu:.3f} of its CPU s "
           f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
     print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
+    if args.reseed:
+        again = {row: mean_std([100 * r["rows"][row]["reseeded"] for r in results])[0] for row in ("enas", "rsws", reference)}
+        print(f"the picked architectures, each trained {args.reseed} more times (not a goal line): ENAS "
+              f"{again['enas'] - again[reference]:+.2f} points from {reference}, {again['enas'] - again['rsws']:+.2f} "
+              "from RS-WS")
     if "flops" in args.methods:
         flops = mean_std([100 * r["rows"]["flops"]["test"] for r in results])[0]
         print(f"FLOPs baseline (no supernet): {flops - ref:+.2f} points from {reference}, {flops - enas:+.2f} from ENAS")
@@ -347,6 +404,10 @@ def main() -> None:
                         help="every method searches the networks of at most this many parameters")
     parser.add_argument("--max-flops", type=int, default=None,
                         help="every method searches the networks of at most this many forward FLOPs")
+    parser.add_argument("--reseed", type=int, default=0, metavar="R",
+                        help="train each row's picked architecture R more times with fresh training seeds and "
+                             "print its mean test accuracy beside the row (the architecture apart from its "
+                             "training run's luck; not counted in the row's compute)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     from nasforge.cli import key_values
