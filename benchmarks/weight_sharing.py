@@ -131,14 +131,19 @@ def best_row(result, trials, *, reseed: int = 0, **compute) -> dict:
     if best is None:
         return {"test": math.nan, "val": math.nan, "reseeded": math.nan, **compute}
     return {"test": test_accuracy(result, best), "val": best.values[0],
-            "reseeded": reseeded(result, trials, repeats=reseed) if reseed else math.nan, **compute}
+            "reseeded": reseeded(result, best, repeats=reseed) if reseed else math.nan, **compute}
+
+
+def reseeded_note(row: dict) -> str:
+    """`` (reseeded 0.7512)`` for a progress line, or nothing without ``--reseed``."""
+    return "" if math.isnan(row["reseeded"]) else f" (reseeded {row['reseeded']:.4f})"
 
 
 RESEED_SEED = 7_000_000   # training seeds of --reseed's retrainings: none of them is a trial's
 
 
-def reseeded(result, trials, *, repeats: int) -> float:
-    """The architecture of the best trial among ``trials`` trained ``repeats`` more times from scratch,
+def reseeded(result, best, *, repeats: int) -> float:
+    """The architecture of trial ``best`` trained ``repeats`` more times from scratch,
     each with a fresh training seed (same split, budget and settings; the family's build / fit /
     evaluate, no MLflow): its mean test accuracy. A search's best trial won partly on its one
     training run's luck, and a search of 100 trials picks the luckiest of 100; this mean is the
@@ -150,9 +155,6 @@ def reseeded(result, trials, *, repeats: int) -> float:
     from nasforge.plugins import get_registry
     from nasforge.trial import seed_everything
 
-    best = pick(result, trials)
-    if best is None or repeats < 1:
-        return math.nan
     spec = result.spec
     family, task = get_registry().get("family", spec.family), load_task(spec.task, spec.seed)
     config = family.make_config(spec.space.config_from_flat(best.user_attrs.get("final_params", best.params)))
@@ -267,9 +269,8 @@ def run_seed(args, seed: int) -> dict:
                 phases[method] = (result, run_id)
             out["rows"][method] = best_row(result, result.trials, reseed=args.reseed, cpu=cpu,
                                            epochs=phase_epochs + epochs_of(result.trials))
-            print(f"seed {seed} {method}: test {out['rows'][method]['test']:.4f}"
-                  + (f" (reseeded {out['rows'][method]['reseeded']:.4f})" if args.reseed else "")
-                  + f" cpu {cpu:.0f}s", file=sys.stderr)
+            row = out["rows"][method]
+            print(f"seed {seed} {method}: test {row['test']:.4f}{reseeded_note(row)} cpu {cpu:.0f}s", file=sys.stderr)
         if args.only_weight_sharing:
             return out
         result, cpu = search("controller", args=args, seed=seed, trials=multi[-1], folder=folder,
@@ -282,8 +283,7 @@ def run_seed(args, seed: int) -> dict:
             out["rows"][f"controller N={n}"] = best_row(result, first, reseed=args.reseed,
                                                         epochs=epochs_of(first), cpu=cpu * share)
         print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
-            f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}"
-            + (f" (reseeded {out['rows'][f'controller N={n}']['reseeded']:.4f})" if args.reseed else "")
+            f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}{reseeded_note(out['rows'][f'controller N={n}'])}"
             for n in multi), file=sys.stderr)
         result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
         out["rows"][f"random N={args.random}"] = best_row(result, result.trials, reseed=args.reseed, cpu=cpu,
@@ -298,10 +298,9 @@ def run_seed(args, seed: int) -> dict:
         family, task = get_registry().get("family", args.family), load_task(args.task, seed)
         counted = [zero_cost.flops(family, task, result.spec.space, flat) for flat in networks]
         out["tau"]["flops"] = tau_of(counted, alone)
-        print(f"seed {seed} random: test {out['rows'][f'random N={args.random}']['test']:.4f} "
-              + (f"(reseeded {out['rows'][f'random N={args.random}']['reseeded']:.4f}) " if args.reseed else "")
-              + f"cpu {cpu:.0f}s; "
-              f"tau {out['tau']}", file=sys.stderr)
+        row = out["rows"][f"random N={args.random}"]
+        print(f"seed {seed} random: test {row['test']:.4f}{reseeded_note(row)} cpu {cpu:.0f}s; tau {out['tau']}",
+              file=sys.stderr)
     return out
 
 
@@ -361,7 +360,8 @@ def report(results: list[dict], args) -> None:
           f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
     print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
     if args.reseed:
-        again = {row: mean_std([100 * r["rows"][row]["reseeded"] for r in results])[0] for row in ("enas", "rsws", reference)}
+        again = {row: mean_std([100 * r["rows"][row]["reseeded"] for r in results])[0]
+                 for row in ("enas", "rsws", reference)}
         print(f"the picked architectures, each trained {args.reseed} more times (not a goal line): ENAS "
               f"{again['enas'] - again[reference]:+.2f} points from {reference}, {again['enas'] - again['rsws']:+.2f} "
               "from RS-WS")
