@@ -139,34 +139,39 @@ def reseeded_note(row: dict) -> str:
     return "" if math.isnan(row["reseeded"]) else f" (reseeded {row['reseeded']:.4f})"
 
 
-RESEED_SEED = 7_000_000   # training seeds of --reseed's retrainings: none of them is a trial's
+RESEED_SEED = 7_000_000   # training seeds of --reseed's retrainings: far from any trial's (seed * 1,000,003 + number)
+_RESEEDED: dict[tuple, float] = {}   # one process's reseeded networks: rows that picked the same network share it
 
 
 def reseeded(result, best, *, repeats: int) -> float:
-    """The architecture of trial ``best`` trained ``repeats`` more times from scratch,
+    """The mean test accuracy of trial ``best``'s network trained ``repeats`` more times from scratch,
     each with a fresh training seed (same split, budget and settings; the family's build / fit /
-    evaluate, no MLflow): its mean test accuracy. A search's best trial won partly on its one
-    training run's luck, and a search of 100 trials picks the luckiest of 100; this mean is the
-    architecture's own quality (Yang et al. 2020, "NAS evaluation is frustratingly hard")."""
+    evaluate, no MLflow). Computed once per network, seed and budget: the N = 50 and N = 100 rows,
+    or two methods, often pick the same one."""
     import torch
 
     from nasforge.data.tasks import load_task
     from nasforge.family import NullReporter
     from nasforge.plugins import get_registry
+    from nasforge.strategies.oneshot.paths import network_key
     from nasforge.trial import seed_everything
 
     spec = result.spec
-    family, task = get_registry().get("family", spec.family), load_task(spec.task, spec.seed)
-    config = family.make_config(spec.space.config_from_flat(best.user_attrs.get("final_params", best.params)))
-    accuracies = []
-    for repeat in range(repeats):
-        seed_everything(RESEED_SEED + 1000 * spec.seed + repeat)
-        model = family.build(config, task)
-        family.fit(model, task, config, dict(spec.budget), NullReporter())
-        model.eval()
-        with torch.no_grad():
-            accuracies.append(family.evaluate(model, task)["test_accuracy"])
-    return float(sum(accuracies) / len(accuracies))
+    family, params = get_registry().get("family", spec.family), best.user_attrs.get("final_params", best.params)
+    config = zero_cost.config_of(family, spec.space, params)
+    key = (spec.family, spec.task, spec.seed, json.dumps(spec.budget, sort_keys=True), repeats,
+           network_key(params, config))
+    if key not in _RESEEDED:
+        task, accuracies = load_task(spec.task, spec.seed), []
+        for repeat in range(repeats):
+            seed_everything(RESEED_SEED + 1000 * spec.seed + repeat)
+            model = family.build(config, task)
+            family.fit(model, task, config, dict(spec.budget), NullReporter())
+            model.eval()
+            with torch.no_grad():
+                accuracies.append(family.evaluate(model, task)["test_accuracy"])
+        _RESEEDED[key] = float(sum(accuracies) / len(accuracies))
+    return _RESEEDED[key]
 
 
 def epochs_of(trials) -> float:
@@ -210,7 +215,7 @@ def shared_scores(result, run_id: str, networks: list[dict]) -> list[float | Non
             if not all(v in (values_at(spec.space, k, v) or (v,)) for k, v in flat.items()):
                 scores.append(None)   # a value the phase's space does not offer
                 continue
-            config = family.make_config(spec.space.config_from_flat(flat))
+            config = zero_cost.config_of(family, spec.space, flat)
             scores.append(float((supernet(x, config).argmax(1) == y).float().mean()))
     return scores
 

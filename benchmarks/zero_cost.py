@@ -15,14 +15,14 @@ from typing import Any, Mapping
 from nasforge.hookspecs import hookimpl
 
 
-def _config(family, space, flat: Mapping[str, Any]):
+def config_of(family, space, flat: Mapping[str, Any]):
     """The family's config of architecture ``flat``."""
     return family.make_config(space.config_from_flat(dict(flat)))
 
 
 def _stand_alone(family, task, space, flat: Mapping[str, Any]):
     """The family's stand-alone network of architecture ``flat`` (untrained)."""
-    return family.build(_config(family, space, flat), task)
+    return family.build(config_of(family, space, flat), task)
 
 
 def flops(family, task, space, flat: Mapping[str, Any]) -> int:
@@ -58,7 +58,7 @@ def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
     drawn = UniformPaths(space=space, accept=accept).draw(np.random.default_rng([seed, 0x5EA5]), candidates)
     unique: dict[str, dict[str, Any]] = {}
     for flat, _ in drawn:
-        unique.setdefault(network_key(flat, _config(family, space, flat)), flat)
+        unique.setdefault(network_key(flat, config_of(family, space, flat)), flat)
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
 
 
