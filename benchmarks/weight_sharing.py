@@ -178,6 +178,35 @@ def epochs_of(trials) -> float:
     return float(sum(t.user_attrs.get("metrics", {}).get("epochs_trained", 0) for t in trials))
 
 
+def equal_compute_blocks(trials, epochs: float) -> list[list]:
+    """``trials`` (in trial order) cut into consecutive blocks of at most ``epochs`` trained epochs
+    each, the last (incomplete) block dropped: each block is one search with that compute."""
+    blocks, block = [], []
+    for trial in trials:
+        if block and epochs_of([*block, trial]) > epochs:
+            blocks.append(block)
+            block = []
+        block.append(trial)
+    return blocks
+
+
+def blocks_row(result, blocks, *, cpu: float, trials) -> dict:
+    """A table row for searches cut out of one run (:func:`equal_compute_blocks`): each block's best
+    trial's test accuracy, averaged over the blocks; its CPU seconds pro-rated by training time."""
+    def seconds(ts):
+        return sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ts)
+
+    rows = [best_row(result, block) for block in blocks]
+    rows = [r for r in rows if not math.isnan(r["test"])]
+    if not rows:
+        return {"test": math.nan, "val": math.nan, "reseeded": math.nan, "epochs": math.nan, "cpu": math.nan,
+                "blocks": 0, "trials": math.nan}
+    return {"test": sum(r["test"] for r in rows) / len(rows), "val": sum(r["val"] for r in rows) / len(rows),
+            "reseeded": math.nan, "epochs": sum(epochs_of(b) for b in blocks) / len(blocks),
+            "cpu": cpu * sum(seconds(b) for b in blocks) / len(blocks) / max(seconds(trials), 1e-9),
+            "blocks": len(blocks), "trials": sum(len(b) for b in blocks) / len(blocks)}
+
+
 def phase_info(result) -> tuple[dict, str]:
     """The supernet phase's compute (its run's ``phase_*`` metrics) and its run id."""
     from mlflow import MlflowClient
@@ -290,9 +319,15 @@ def run_seed(args, seed: int) -> dict:
         print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
             f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}{reseeded_note(out['rows'][f'controller N={n}'])}"
             for n in multi), file=sys.stderr)
+        if "enas" in out["rows"]:   # the controller with ENAS's compute: its first trials, up to ENAS's epochs
+            first = equal_compute_blocks(ordered, out["rows"]["enas"]["epochs"])[:1]
+            out["rows"]["controller @ENAS"] = blocks_row(result, first, cpu=cpu, trials=ordered)
         result, cpu = search("random", args=args, seed=seed, trials=args.random, folder=folder)
         out["rows"][f"random N={args.random}"] = best_row(result, result.trials, reseed=args.reseed, cpu=cpu,
                                                           epochs=epochs_of(result.trials))
+        if "enas" in out["rows"]:   # random search with ENAS's compute, averaged over disjoint runs of it
+            blocks = equal_compute_blocks(sorted(result.trials, key=lambda t: t.number), out["rows"]["enas"]["epochs"])
+            out["rows"]["random @ENAS"] = blocks_row(result, blocks, cpu=cpu, trials=result.trials)
         done = [t for t in result.trials if t.state.name == "COMPLETE"]
         unique = {json.dumps(sorted(t.params.items()), default=str): t for t in done}
         networks = [t.params for t in unique.values()]
@@ -364,6 +399,15 @@ def report(results: list[dict], args) -> None:
     print(f"goal: ENAS compute <= 1/10 of {reference}: {ratio_epochs:.3f} of its epochs, {ratio_cpu:.3f} of its CPU s "
           f"-> {'met' if max(ratio_cpu, ratio_epochs) <= 0.1 else 'NOT met'}")
     print(f"goal: ENAS ahead of RS-WS: {enas - rsws:+.2f} points -> {'met' if enas > rsws else 'NOT met'}")
+    if "random @ENAS" in rows:
+        at = {row: mean_std([100 * r["rows"][row]["test"] for r in results])[0] for row in ("random @ENAS",
+                                                                                          "controller @ENAS")}
+        blocks = mean_std([r["rows"]["random @ENAS"]["blocks"] for r in results])[0]
+        trials = mean_std([r["rows"]["random @ENAS"]["trials"] for r in results])[0]
+        first = mean_std([r["rows"]["controller @ENAS"]["trials"] for r in results])[0]
+        print(f"at ENAS's compute (its epochs; not a goal line): ENAS {enas - at['random @ENAS']:+.2f} points from "
+              f"random search ({trials:.1f} trials, the mean of {blocks:.1f} such searches per seed), "
+              f"{enas - at['controller @ENAS']:+.2f} from the controller's first {first:.1f} trials")
     if args.reseed:
         again = {row: mean_std([100 * r["rows"][row]["reseeded"] for r in results])[0]
                  for row in ("enas", "rsws", reference)}
