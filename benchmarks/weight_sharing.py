@@ -14,6 +14,10 @@ with its own MLflow store and Optuna storage in a temporary folder, for each see
 * ``controller N``: the multi-trial RNN controller (``strategy="controller"``), N trained networks;
   the N = 50 row is the first 50 trials of the N = 100 run (the controller does not depend on N);
 * ``random N``: random search;
+* ``controller @ENAS`` / ``random @ENAS``: the same two searches with ENAS's compute (that seed's ENAS
+  epochs, supernet included): the controller's first trials up to it, and random search's trials cut
+  into consecutive blocks of it (each block one search; the row is the mean over the blocks, ~14 of
+  7 trials for rnn). Does weight sharing beat spending its compute on a few trained networks?
 * ``flops``: no supernet and no search -- the ``--top`` architectures with the most forward FLOPs
   among as many uniform draws as an RS-WS phase rates, retrained the same way: the zero-cost
   baseline (``zero_cost.py``; Abdelfattah et al. 2021). A supernet that cannot beat it has not
