@@ -343,7 +343,9 @@ def run_seed(args, seed: int) -> dict:
         counted = [zero_cost.flops(family, task, result.spec.space, flat) for flat in networks]
         out["tau"]["flops"] = tau_of(counted, alone)
         row = out["rows"][f"random N={args.random}"]
-        print(f"seed {seed} random: test {row['test']:.4f}{reseeded_note(row)} cpu {cpu:.0f}s; tau {out['tau']}",
+        at = "".join(f"; {name} {out['rows'][name]['test']:.4f}" for name in ("controller @ENAS", "random @ENAS")
+                     if name in out["rows"])
+        print(f"seed {seed} random: test {row['test']:.4f}{reseeded_note(row)} cpu {cpu:.0f}s{at}; tau {out['tau']}",
               file=sys.stderr)
     return out
 
