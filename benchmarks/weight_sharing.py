@@ -182,6 +182,15 @@ def epochs_of(trials) -> float:
     return float(sum(t.user_attrs.get("metrics", {}).get("epochs_trained", 0) for t in trials))
 
 
+def cpu_share(part, trials) -> float:
+    """The fraction of a run's training time that ``part`` of its ``trials`` took: the run's CPU
+    seconds pro-rated to a part of it."""
+    def seconds(ts):
+        return sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ts)
+
+    return seconds(part) / max(seconds(trials), 1e-9)
+
+
 def equal_compute_blocks(trials, epochs: float) -> list[list]:
     """``trials`` (in trial order) cut into consecutive blocks of at most ``epochs`` trained epochs
     each, the last (incomplete) block dropped: each block is one search with that compute."""
@@ -197,9 +206,6 @@ def equal_compute_blocks(trials, epochs: float) -> list[list]:
 def blocks_row(result, blocks, *, cpu: float, trials) -> dict:
     """A table row for searches cut out of one run (:func:`equal_compute_blocks`): each block's best
     trial's test accuracy, averaged over the blocks; its CPU seconds pro-rated by training time."""
-    def seconds(ts):
-        return sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ts)
-
     rows = [best_row(result, block) for block in blocks]
     rows = [r for r in rows if not math.isnan(r["test"])]
     if not rows:
@@ -207,7 +213,7 @@ def blocks_row(result, blocks, *, cpu: float, trials) -> dict:
                 "blocks": 0, "trials": math.nan}
     return {"test": sum(r["test"] for r in rows) / len(rows), "val": sum(r["val"] for r in rows) / len(rows),
             "reseeded": math.nan, "epochs": sum(epochs_of(b) for b in blocks) / len(blocks),
-            "cpu": cpu * sum(seconds(b) for b in blocks) / len(blocks) / max(seconds(trials), 1e-9),
+            "cpu": cpu * sum(cpu_share(b, trials) for b in blocks) / len(blocks),
             "blocks": len(blocks), "trials": sum(len(b) for b in blocks) / len(blocks)}
 
 
@@ -316,10 +322,8 @@ def run_seed(args, seed: int) -> dict:
         ordered = sorted(result.trials, key=lambda t: t.number)
         for n in multi:
             first = ordered[:n]
-            share = sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in first) / max(
-                sum(t.user_attrs.get("metrics", {}).get("train_time_s", 0) for t in ordered), 1e-9)
             out["rows"][f"controller N={n}"] = best_row(result, first, reseed=args.reseed,
-                                                        epochs=epochs_of(first), cpu=cpu * share)
+                                                        epochs=epochs_of(first), cpu=cpu * cpu_share(first, ordered))
         print(f"seed {seed} controller: cpu {cpu:.0f}s; test " + ", ".join(
             f"N={n} {out['rows'][f'controller N={n}']['test']:.4f}{reseeded_note(out['rows'][f'controller N={n}'])}"
             for n in multi), file=sys.stderr)
