@@ -122,6 +122,36 @@ def test_conditional_space_runs_and_respects_conditions():
         assert trial.params["lr"] in sampler.decisions[-1].values
 
 
+def test_drawn_batches_of_a_conditional_space_follow_the_policy():
+    """``draw`` walks many architectures of a repeat / when space in lockstep: each is a valid
+    architecture whose tokens read back from its values, and their frequencies are the policy's own
+    probabilities (``log_prob``, scored one sequence at a time), as if drawn one by one."""
+    from scipy.stats import chisquare
+
+    from nasforge.strategies.controller.suggesters import ParamsReader
+
+    # a far from uniform policy (no temperature / tanh squashing, wide initial weights)
+    sampler = ControllerSampler(space=NESTED, seed=3, init_range=1.0, temperature=None, tanh_constant=None)
+    drawn = sampler.draw(np.random.default_rng(0), 20_000)
+    counts: dict[str, int] = {}
+    flats = {}
+    for flat, tokens in drawn:
+        reader = ParamsReader(sampler, flat)
+        NESTED.sample(reader)
+        assert reader.sequence == tokens and len(flat) == len(tokens)
+        key = json.dumps(sorted(flat.items()))
+        counts[key] = counts.get(key, 0) + 1
+        flats[key] = flat
+    expected = {key: 20_000 * math.exp(sampler.log_prob(flat)) for key, flat in flats.items()}
+    common = [key for key in counts if expected[key] >= 5]
+    observed = [counts[key] for key in common] + [20_000 - sum(counts[key] for key in common)]
+    wanted = [expected[key] for key in common] + [20_000 - sum(expected[key] for key in common)]
+    assert len(common) > 30 and max(wanted) > 10 * min(wanted)    # many architectures, far from uniform
+    assert chisquare(observed, wanted).pvalue > 1e-3
+    again = sampler.draw(np.random.default_rng(0), 20_000)   # the generator decides every draw
+    assert [tokens for _, tokens in again] == [tokens for _, tokens in drawn]
+
+
 # -- learning ----------------------------------------------------------------------------
 def _last_rewards(sampler, n_trials, seed):
     study = optuna.create_study(sampler=sampler, direction="maximize")

@@ -45,7 +45,7 @@ from nasforge.spec.space import RepeatBlock
 from nasforge.strategies.controller import state as state_io
 from nasforge.strategies.controller.decisions import DEFAULT_BINS, Decision, candidates, check_bins, to_controller
 from nasforge.strategies.controller.policy import ControllerPolicy, single_thread
-from nasforge.strategies.controller.suggesters import ParamsReader, TokenSuggester
+from nasforge.strategies.controller.suggesters import ParamsReader, TokenReplayer, TokenSuggester
 
 TOKENS_ATTR = "controller:tokens"
 REWARDS = ("rank", "zscore", "raw")
@@ -373,6 +373,46 @@ class ControllerSampler(BaseSampler):
             yield ({self.decisions[i].name: self.decisions[i].values[tok] for i, tok in zip(order, row)},
                    list(zip(order, row)))
 
+    def _walk_batch(self, rng, k: int) -> list[tuple[dict[str, Any], list[tuple[int, int]]]]:
+        """``k`` architectures of a space with ``when`` conditions or ``repeat`` counts, drawn in lockstep.
+
+        Each round walks every unfinished architecture's space up to its next undecided parameter
+        (:class:`~.suggesters.TokenReplayer`), then the architectures waiting on the same decision take
+        that LSTM step as one batch: a step per round and decision instead of one per architecture and
+        token (``benchmarks/controller_draws.py``: 14-19x less CPU per architecture for 125 at once).
+        Each row's state only ever sees its own tokens: every architecture comes from the same
+        distribution as one drawn alone (from other random numbers).
+        """
+        sequences: list[list[tuple[int, int]]] = [[] for _ in range(k)]
+        flats: list[dict[str, Any] | None] = [None] * k
+        with torch.no_grad():
+            x, state = self.policy.initial(k)
+            x, state = x.clone(), [(h.clone(), c.clone()) for h, c in state]
+            waiting = range(k)
+            while waiting:
+                by_decision: dict[int, list[int]] = {}
+                for row in waiting:
+                    walk = TokenReplayer(self, sequences[row])
+                    needed = walk.next_decision(self._space)
+                    if needed is None:
+                        flats[row] = walk.flat
+                    else:
+                        by_decision.setdefault(needed, []).append(row)
+                for index, rows in by_decision.items():
+                    at = torch.tensor(rows)
+                    logits, stepped = self.policy.step(x[at], [(h[at], c[at]) for h, c in state], index)
+                    probs = torch.softmax(logits.double(), -1).numpy()
+                    cumulative = probs.cumsum(1)
+                    u = rng.random(len(rows))[:, None] * cumulative[:, -1:]
+                    tokens = np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
+                    x = x.index_copy(0, at, self.policy.feed(index, torch.from_numpy(tokens)))
+                    state = [(h.index_copy(0, at, h_new), c.index_copy(0, at, c_new))
+                             for (h, c), (h_new, c_new) in zip(state, stepped)]
+                    for row, token in zip(rows, tokens.tolist()):
+                        sequences[row].append((index, token))
+                waiting = [row for rows in by_decision.values() for row in rows]
+        return list(zip(flats, sequences))
+
     def _sample_next(self, study, trial, name: str, distribution) -> Any:
         """The next token of a trial's sequence, for parameter ``name``."""
         index = self._decision_for(name, distribution)
@@ -538,12 +578,15 @@ class ControllerSampler(BaseSampler):
         """``n`` architectures drawn from the policy with ``rng``: ``(flat values, tokens)`` each.
 
         For strategies that score architectures themselves (``enas`` scores them on a supernet) and
-        hand the rewards back with :meth:`learn`; needs the sampler's search space.
+        hand the rewards back with :meth:`learn`; needs the sampler's search space. The ``n`` are drawn
+        together (one LSTM pass, or lockstep walks for a conditional space: :meth:`_walk_batch`).
         """
         if self._space is None:
             raise ValueError("draw needs the sampler's search space")
         with self._lock, single_thread():
-            return list(self._candidates(rng, n, {}))
+            if self._static:
+                return list(self._candidates(rng, n, {}))
+            return self._walk_batch(rng, n) if n > 0 else []
 
     def learn(self, sequence: Sequence[tuple[int, int]], reward: float) -> None:
         """Take one architecture's reward (its tokens from :meth:`draw`); every ``batch_size`` rewards

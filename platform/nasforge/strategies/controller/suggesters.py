@@ -2,8 +2,9 @@
 
 ``SearchSpace.sample`` asks a :class:`~nasforge.spec.space.Suggester` for each *active* parameter
 in order, so conditions and repeat counts are resolved by the space itself, as the tokens
-come: :class:`TokenSuggester` draws them from the controller, :class:`ParamsReader` reads a
-trial's parameters back as tokens (for the update).
+come: :class:`TokenSuggester` draws them from the controller, :class:`TokenReplayer` walks the
+space as far as a partly drawn architecture's tokens go (drawing many at once), :class:`ParamsReader`
+reads a trial's parameters back as tokens (for the update).
 """
 
 from __future__ import annotations
@@ -52,6 +53,43 @@ class TokenSuggester(Suggester):
             token, self.x, self.state = sampler._draw(self.x, self.state, index, self.rng)
         value = decision.values[token] if flat_name not in self.fixed else self.fixed[flat_name]
         self.sequence.append((index, token))
+        self.flat[flat_name] = value
+        return value
+
+
+class _Undecided(Exception):
+    """Raised by :class:`TokenReplayer` at the first parameter its tokens do not decide."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
+
+
+class TokenReplayer(Suggester):
+    """Walks a space with the tokens drawn so far, and stops at the first parameter they leave open."""
+
+    def __init__(self, sampler, sequence: list[tuple[int, int]]):
+        self.sampler, self.sequence = sampler, sequence
+        self.flat: dict[str, Any] = {}
+
+    def next_decision(self, space) -> int | None:
+        """The decision the architecture needs next, or None when its tokens decide it all (``flat``)."""
+        self.flat = {}
+        try:
+            space.sample(self)
+        except _Undecided as undecided:
+            return undecided.index
+        return None
+
+    def suggest(self, flat_name, param):
+        position = len(self.flat)
+        index = self.sampler._index[flat_name]
+        if position == len(self.sequence):
+            raise _Undecided(index)
+        decided, token = self.sequence[position]
+        if decided != index:
+            raise RuntimeError(f"controller tokens out of step with the space at {flat_name!r}")
+        value = self.sampler.decisions[index].values[token]
         self.flat[flat_name] = value
         return value
 

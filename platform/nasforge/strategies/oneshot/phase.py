@@ -132,12 +132,14 @@ class SupernetPhase:
         self.on_epoch(self.epoch, self.options.supernet_epochs, {k: float(np.mean(v)) for k, v in values.items()})
 
     def train_shared(self) -> None:
-        """(a): one pass over the train split, each minibatch through a freshly drawn architecture."""
+        """(a): one pass over the train split, each minibatch through a freshly drawn architecture
+        (the epoch's architectures drawn together: the controller does not change during the pass)."""
         lr, loss_fn = self.start_epoch()
         losses = []
         source = self.uniform if self.warming_up else self.paths
+        paths = _drawn(source, self.rng, math.ceil(len(self.train_split) / self.options.batch_size))
         for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
-            (flat, _), = source.draw(self.rng, 1)
+            flat, _ = next(paths)
             losses.append(self.weight_step(lambda: loss_fn(self.supernet(x, self.config(flat)), y), len(x)))
         self.log_losses("shared_train_loss", losses)
         self.points.append((curve_key("shared_lr"), lr, self.shared_step))
@@ -441,3 +443,9 @@ def _path_outputs(supernet, config, x) -> torch.Tensor:
 def _cosine(lr: float, epoch: int, epochs: int) -> float:
     """Cosine annealing to 0 over the phase (Loshchilov & Hutter 2017, no restarts), per epoch."""
     return 0.5 * lr * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+
+def _drawn(source, rng: np.random.Generator, n: int) -> Iterator[tuple[dict[str, Any], list]]:
+    """Paths from ``source``, ``n`` drawn at a time (one batched walk of the controller's LSTM)."""
+    while True:
+        yield from source.draw(rng, max(n, 1))
