@@ -41,7 +41,7 @@ def draw_costs(space_name: str, sizes, repeats: int) -> list[tuple[int, float, f
         rng = np.random.default_rng(0)
         started = time.process_time()
         for _ in range(repeats):
-            list(sampler._candidates(rng, k, {}))   # the one-at-a-time walk (enqueued trials still use it)
+            list(sampler._candidates(rng, k, {}))   # one walk per architecture (the multi-trial controller's)
         one = (time.process_time() - started) / (repeats * k)
         started = time.process_time()
         for _ in range(repeats):

@@ -364,10 +364,7 @@ class ControllerSampler(BaseSampler):
             x, state = self.policy.initial(k)
             for t, index in enumerate(order):
                 logits, state = self.policy.step(x, state, index)
-                probs = torch.softmax(logits.double(), -1).numpy()
-                cumulative = probs.cumsum(1)
-                u = rng.random(k)[:, None] * cumulative[:, -1:]
-                tokens[:, t] = np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
+                tokens[:, t] = _draw_rows(logits, rng)
                 x = self.policy.feed(index, torch.from_numpy(tokens[:, t]))
         for row in tokens.tolist():
             yield ({self.decisions[i].name: self.decisions[i].values[tok] for i, tok in zip(order, row)},
@@ -401,10 +398,7 @@ class ControllerSampler(BaseSampler):
                 for index, rows in by_decision.items():
                     at = torch.tensor(rows)
                     logits, stepped = self.policy.step(x[at], [(h[at], c[at]) for h, c in state], index)
-                    probs = torch.softmax(logits.double(), -1).numpy()
-                    cumulative = probs.cumsum(1)
-                    u = rng.random(len(rows))[:, None] * cumulative[:, -1:]
-                    tokens = np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
+                    tokens = _draw_rows(logits, rng)
                     x = x.index_copy(0, at, self.policy.feed(index, torch.from_numpy(tokens)))
                     state = [(h.index_copy(0, at, h_new), c.index_copy(0, at, c_new))
                              for (h, c), (h_new, c_new) in zip(state, stepped)]
@@ -625,6 +619,14 @@ class ControllerSampler(BaseSampler):
         with torch.no_grad():
             lp, _ = self._score([reader.sequence])
         return float(lp[0])
+
+
+def _draw_rows(logits: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of ``logits`` (B, n_choices), drawn from its softmax by inverting the CDF."""
+    probs = torch.softmax(logits.double(), -1).numpy()
+    cumulative = probs.cumsum(1)
+    u = rng.random(len(probs))[:, None] * cumulative[:, -1:]
+    return np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
 
 
 def _same_values(a: Sequence, b: Sequence) -> bool:
