@@ -108,7 +108,7 @@ def main() -> None:
         cells = [f"{one:7.3f} / {batched:6.3f} ({one / batched:5.1f}x)" for _, one, batched in
                  draw_costs(name, sizes, args.repeats)]
         print(f"{name:10} " + " ".join(f"{c:>31}" for c in cells))
-    phase_cpu(args, batched=True)   # warm up: imports, the task, the store
+    phase_cpu(argparse.Namespace(**{**vars(args), "supernet_epochs": 1}), batched=True)   # warm up: imports, task, store
     before, before_draws = phase_cpu(args, batched=False)
     after, after_draws = phase_cpu(args, batched=True)
     print(f"\nENAS supernet phase, {args.family}/{args.task}, {args.supernet_epochs} epochs, seed {args.seed}: the "

@@ -580,7 +580,7 @@ class ControllerSampler(BaseSampler):
         with self._lock, single_thread():
             if self._static:
                 return list(self._candidates(rng, n, {}))
-            return self._walk_batch(rng, n) if n > 0 else []
+            return self._walk_batch(rng, n)
 
     def learn(self, sequence: Sequence[tuple[int, int]], reward: float) -> None:
         """Take one architecture's reward (its tokens from :meth:`draw`); every ``batch_size`` rewards
