@@ -10,8 +10,11 @@ from kill_and_resume import check_resumed_search, interrupt_search
 from toy_family import SLOW_TOY_SPACE
 
 TARGET = 10
+# lr is a float so that two completed trials share their params only if a resumed sampler replayed
+# the first process's draws (the check in check_resumed_search): with units alone, an honestly
+# reseeded sampler redrew trial 0's configuration one time in 25.
 SPACE = {"family": "mlp", "params": {"n_layers": 1, "layers": {"repeat": "n_layers", "params": {"units": {"int": [8, 32]}}},
-                                     "lr": 1e-2, "batch_size": 64, "patience": None}}
+                                     "lr": {"float": [3e-3, 3e-2], "log": True}, "batch_size": 64, "patience": None}}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
