@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import types
 from typing import Any
 
 from nasforge.data.tasks import load_task
@@ -10,7 +13,7 @@ from nasforge.plugins import get_registry
 from nasforge.results.by_strategy import log_strategies
 from nasforge.results.models import MODEL_TRIAL_TAG, log_model, logged_model
 from nasforge.results.result import SearchResult
-from nasforge.results.serving import log_predictor
+from nasforge.results.serving import SERVING_REQUIREMENTS, log_predictor
 from nasforge.stores.mlflow_runs import Tracker
 
 
@@ -25,15 +28,30 @@ def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> st
         return logged
     spec = result.spec
     example = spec.data.example if spec.data is not None else family.example_input(task)
-    plugin, version = get_registry().provenance("family", spec.family)
-    requirements = [f"torch=={_version('torch')}", f"nasforge=={_version('nasforge')}"]
-    info = next((i for i in get_registry().plugin_infos() if i.name == plugin), None)
-    if info is not None and info.distribution not in ("nasforge", "(registered at run time)"):
-        requirements.append(f"{info.distribution}=={info.version}")
+    registry = get_registry()
+    plugin, _ = registry.provenance("family", spec.family)
+    info = next((i for i in registry.plugin_infos() if i.name == plugin), None)
+    distribution = info.distribution if info is not None else "(registered at run time)"
+    # nasforge is not on a package index: the model carries its code (and a built-in family's), and
+    # names only what that code imports, so an environment built from requirements.txt serves it.
+    requirements = [f"{name}=={_version(name)}" for name in SERVING_REQUIREMENTS]
+    code = [package_dir("nasforge")]
+    plugin_module = None
+    module = registry.pm.get_plugin(plugin)
+    if distribution == "nasforge" and isinstance(module, types.ModuleType):   # a built-in family: ship it too
+        plugin_module = module.__name__
+        code.append(package_dir(plugin_module.partition(".")[0]))
+    elif distribution != "(registered at run time)":
+        requirements.append(f"{distribution}=={info.version}")
     params = result.best_trial.user_attrs.get("final_params", result.best_trial.params)
     return log_predictor(tracker, result.parent_run_id, result.predictor(), example=example,
-                         params=spec.space.config_from_flat(params), requirements=requirements,
-                         tags={MODEL_TRIAL_TAG: str(best.number)})
+                         params=spec.space.config_from_flat(params), requirements=requirements, code_paths=code,
+                         plugin_module=plugin_module, tags={MODEL_TRIAL_TAG: str(best.number)})
+
+
+def package_dir(name: str) -> str:
+    """Where the top-level package ``name`` is imported from (what the model copies)."""
+    return os.path.dirname(importlib.import_module(name).__file__)
 
 
 def _version(distribution: str) -> str:

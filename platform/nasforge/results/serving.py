@@ -3,13 +3,18 @@
 The model is logged "from code" (a three-line script that calls ``mlflow.models.set_model``), so
 loading it unpickles nothing: its artifacts are ``predictor.json`` (family, best configuration,
 task shape, preprocessing) and ``weights.pt`` (the ``state_dict``, loaded with
-``weights_only=True``); the network is rebuilt from the family's code, which must be installed
-where the model is served (``mlflow models serve --env-manager local`` in the environment that
-ran the search, or an image with nasforge and the family's plugin installed).
+``weights_only=True``); the network is rebuilt from the family's code. nasforge is on no package
+index, so the model carries nasforge's code and a built-in family's as MLflow ``code_paths`` and
+its ``requirements.txt`` names what that code imports (:data:`SERVING_REQUIREMENTS`): an
+environment built from it (``mlflow models serve --env-manager virtualenv``, ``mlflow models
+build-docker``) serves the model with no nasforge installed, the family registered from the
+module ``predictor.json`` names. A family from another distribution is
+pinned by name (it must be installable there); one registered at run time must be importable there.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
@@ -20,8 +25,12 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from nasforge.data.tasks import task_from_description
+from nasforge.errors import UnknownNameError
 from nasforge.plugins import get_registry
 from nasforge.results.predictor import Predictor
+
+# The distributions nasforge's code imports when it serves a model (MLflow adds itself, and brings the rest).
+SERVING_REQUIREMENTS = ("torch", "numpy", "pandas", "pluggy", "pyyaml")
 
 MODEL_CODE = '''"""nasforge's predictor for MLflow (models from code): see nasforge.results.serving."""
 import mlflow
@@ -50,7 +59,15 @@ class NasforgeModel(PythonModel):
 
 def build_predictor(described: dict[str, Any], weights: dict) -> Predictor:
     """A :class:`Predictor` from ``predictor.json`` and the weights: the family rebuilds the network."""
-    family = get_registry().get("family", described["family"])
+    registry = get_registry()
+    try:
+        family = registry.get("family", described["family"])
+    except UnknownNameError:
+        if not described.get("plugin_module"):
+            raise
+        # served without nasforge installed (no entry points): the model's own copy of the family's plugin
+        registry.register(importlib.import_module(described["plugin_module"]))
+        family = registry.get("family", described["family"])
     task = task_from_description(described["task"])
     network = family.build(family.make_config(described["params"]), task)
     network.load_state_dict(weights)
@@ -78,8 +95,10 @@ def signature(predictor: Predictor, example):
 
 
 def log_predictor(tracker, run_id: str, predictor: Predictor, *, params: dict[str, Any], example,
-                  requirements: list[str], tags: dict[str, str]) -> str:
-    """Log ``predictor`` on the run as the pyfunc model ``model``; returns its URI (``models:/m-...``)."""
+                  requirements: list[str], tags: dict[str, str], code_paths: list[str] = (),
+                  plugin_module: str | None = None) -> str:
+    """Log ``predictor`` on the run as the pyfunc model ``model``; returns its URI (``models:/m-...``).
+    ``code_paths``: package directories the model carries; ``plugin_module``: the family's plugin among them."""
     import mlflow
     import numpy as np
     import torch
@@ -89,13 +108,14 @@ def log_predictor(tracker, run_id: str, predictor: Predictor, *, params: dict[st
     else:
         example = np.asarray(example, dtype=np.float64) if np.asarray(example).dtype.kind in "iub" else example
     with tempfile.TemporaryDirectory(prefix="nasforge-pyfunc-") as tmp:
-        code = os.path.join(tmp, "nasforge_model.py")
+        script = os.path.join(tmp, "nasforge_model.py")
         described = os.path.join(tmp, "predictor.json")
         weights = os.path.join(tmp, "weights.pt")
-        with open(code, "w", encoding="utf-8") as f:
+        with open(script, "w", encoding="utf-8") as f:
             f.write(MODEL_CODE)
         with open(described, "w", encoding="utf-8") as f:
-            json.dump({**predictor.describe(), "params": params}, f, indent=1, default=str)
+            json.dump({**predictor.describe(), "params": params, "plugin_module": plugin_module}, f, indent=1,
+                      default=str)
         torch.save({k: v.detach().cpu() for k, v in predictor.network.state_dict().items()}, weights)
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(tracker.tracking_uri)
@@ -103,10 +123,11 @@ def log_predictor(tracker, run_id: str, predictor: Predictor, *, params: dict[st
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with mlflow.start_run(run_id=run_id, nested=True):
-                    info = mlflow.pyfunc.log_model(name="model", python_model=code,
+                    info = mlflow.pyfunc.log_model(name="model", python_model=script,
                                                    artifacts={"predictor": described, "weights": weights},
                                                    signature=signature(predictor, example), input_example=example,
-                                                   pip_requirements=requirements, tags=tags)
+                                                   pip_requirements=requirements, code_paths=list(code_paths) or None,
+                                                   tags=tags)
         finally:
             mlflow.set_tracking_uri(previous)
     return info.model_uri
