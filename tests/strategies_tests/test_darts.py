@@ -96,6 +96,9 @@ def test_darts_from_the_cli_on_the_rnn_cell(store, capsys):
     ({"strategy_options": {"arch_order": "2"}}, "arch_order must be an integer >= 1, got '2'"),
     ({"strategy": "rsws", "strategy_options": {"arch_order": 2}}, "strategy 'rsws' has no option 'arch_order'"),
     ({"strategy": ["darts", "tpe"]}, "'darts' cannot run side by side with 'tpe'"),
+    ({"strategy_options": {"arch_perturbation": 1.5}}, "arch_perturbation must be a number >= 0 and <= 1"),
+    ({"strategy": "enas", "strategy_options": {"arch_perturbation": 0.3}},
+     "strategy 'enas' has no option 'arch_perturbation'"),
 ])
 def test_bad_darts_input_is_refused_up_front(store, kwargs, message):
     family = kwargs.pop("family", "mlp")
@@ -145,12 +148,14 @@ def _phase(store, space, options, *, seed=0, run_id=None, cls=DartsPhase, on_epo
     return cls(job=job, tracker=tracker, on_epoch=on_epoch)
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(store, order):
+@pytest.mark.parametrize("options", [{"arch_order": 1}, {"arch_order": 2}, {"arch_perturbation": 0.3}],
+                         ids=["first-order", "second-order", "sdarts-rs"])
+def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(store, options):
     """After the phase, the softmax of alpha puts its probability on networks that train better on their
-    own than a uniform draw does (each of the 6 trained stand-alone once to know), in either order."""
+    own than a uniform draw does (each of the 6 trained stand-alone once to know), in either order and
+    with SDARTS's noise on the weight steps."""
     space = SearchSpace.from_dict(TOY)
-    phase = _phase(store, space, {"supernet_epochs": 6, "arch_order": order})
+    phase = _phase(store, space, {"supernet_epochs": 6, **options})
     phase.run()
     family, task = MLPFamily(), load_task("digits", 0)
     grid = [{"layers.0.units": u, "layers.0.activation": a} for u in (1, 4, 32) for a in ("relu", "tanh")]
@@ -165,6 +170,35 @@ def test_alpha_puts_its_weight_on_architectures_that_are_better_stand_alone(stor
     darts, uniform = float(probs @ np.array(alone)), float(np.mean(alone))
     assert darts > uniform + 0.1, (darts, uniform, alone, probs)   # measured 0.72 vs 0.52
     assert phase.architecture.most_likely()["layers.0.units"] == 32
+
+
+def test_sdarts_noise_keeps_each_choice_a_distribution_centred_on_alpha_s_softmax():
+    """SDARTS-RS (Chen & Hsieh 2020): softmax + U(-eps, eps), clipped to [0, 1], renormalised; the noise is
+    centred (where no clipping binds, the mean over draws is the softmax), seeded by its generator."""
+    weights = ArchitectureWeights(space=SearchSpace.from_dict(TOY), seed=0)
+    with torch.no_grad():
+        weights.alpha[0].copy_(torch.tensor([0.0, 0.3, 0.6]))   # units: probabilities 0.26-0.46, > eps from 0 and 1
+    softmax = {name: p.double() for name, p in weights.probabilities().items()}
+    draws = [weights.perturbed_weights(0.2, torch.Generator().manual_seed(i)) for i in range(4000)]
+    for name, p in softmax.items():
+        q = torch.stack([torch.stack(list(d[name].values())) for d in draws]).double()
+        assert torch.all(q >= 0) and torch.all(q <= 1)
+        assert torch.allclose(q.sum(1), torch.ones(len(q), dtype=torch.float64))
+        assert (q - p).abs().max() < 0.2 * 2 + 1e-6 and (q - p).abs().max() > 0.1   # perturbed, within ~eps
+        assert torch.allclose(q.mean(0), p, atol=0.01), (name, q.mean(0), p)
+    again = weights.perturbed_weights(0.2, torch.Generator().manual_seed(7))
+    assert all(torch.equal(torch.stack(list(again[n].values())), torch.stack(list(draws[7][n].values())))
+               for n in again)
+    # noise that clips every value to 0 leaves the most likely value alone
+    lopsided = ArchitectureWeights(space=SearchSpace.from_dict(TOY), seed=0)
+    with torch.no_grad():
+        lopsided.alpha[0].copy_(torch.tensor([0.0, 0.0, 0.0]))
+    seen_one_hot = False
+    for i in range(2000):
+        q = torch.stack(list(lopsided.perturbed_weights(1.0, torch.Generator().manual_seed(i))["layers.0.units"].values()))
+        assert torch.isfinite(q).all() and float(q.sum()) == pytest.approx(1.0)
+        seen_one_hot |= bool((q == 1).any())
+    assert seen_one_hot
 
 
 # -- second order: the gradient through the virtual step ----------------------------------------
@@ -285,10 +319,11 @@ class _StopInSecondEpoch(DartsPhase):
         super().train_shared()
 
 
-@pytest.mark.parametrize("order, limit", [(1, SizeLimit()), (2, SizeLimit()), (1, SizeLimit(max_params=6000))])
-def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store, order, limit):
+@pytest.mark.parametrize("order, limit, noise", [(1, SizeLimit(), 0), (2, SizeLimit(), 0),
+                                                 (1, SizeLimit(max_params=6000), 0), (1, SizeLimit(), 0.3)])
+def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_one(store, order, limit, noise):
     space = SearchSpace.load("mlp_enas")
-    options = {"supernet_epochs": 3, "candidates": 8, "arch_order": order}
+    options = {"supernet_epochs": 3, "candidates": 8, "arch_order": order, "arch_perturbation": noise}
     whole = _phase(store, space, options, seed=4, limit=limit)
     expected = whole.run()
     cut = _phase(store, space, options, seed=4, cls=_StopInSecondEpoch, limit=limit)
@@ -304,5 +339,6 @@ def test_a_darts_phase_continued_from_its_checkpoint_ends_as_an_uninterrupted_on
     assert {"shared_train_loss", "arch_val_loss", "arch_entropy", "mixed_val_accuracy"} <= set(reported[-1][2])
     assert reported[-1][2]["arch_entropy"] == resumed.architecture.entropy()
     assert ("arch_size_penalty" in reported[-1][2]) == bool(limit)   # under a cap, its curves too
+    assert reported[-1][2].get("arch_perturbation", 0) == pytest.approx(0.03 + 0.27 * 2 / 3 if noise else 0)
     for a, b in zip(resumed.architecture.alpha, whole.architecture.alpha):
         assert torch.equal(a, b)

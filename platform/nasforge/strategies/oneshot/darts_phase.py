@@ -10,6 +10,11 @@ parameters ``alpha`` (:mod:`.relaxation`; the family's ``supernet.mixed``), and 
    ``arch_order=2`` the second-order one, through one virtual weight step (:mod:`.darts_unrolled`);
 2. the shared weights ``w`` take one step on the train loss ``L_train(w, alpha)`` (SGD with momentum,
    cosine-annealed learning rate, L2, gradient clipping at norm 5 -- the options ENAS uses too).
+   With ``arch_perturbation`` (SDARTS-RS, Chen & Hsieh 2020) the step's mixture weights are the
+   softmaxes plus uniform noise, ``U(-eps, eps)`` with ``eps`` rising linearly from 0.03 to
+   ``arch_perturbation`` over the epochs, as in the paper's code: ``w`` learns to do well in a
+   neighbourhood of ``alpha``, which flattens the validation loss's landscape in ``alpha`` --
+   the sharpness Zela et al. (2020) tie to DARTS's collapse onto poor architectures.
 
 Under ``max_params`` / ``max_flops`` alpha's loss also carries ``size_penalty`` times how far the
 expected size of its stand-alone networks is over the caps, in log scale (ProxylessNAS's resource
@@ -66,6 +71,7 @@ class DartsPhase(SupernetPhase):
         val = self._val_batches(self.options.batch_size)
         train_losses, val_losses, correct, seen = [], [], [], 0
         self._size_points = []
+        epsilon, noise = self._perturbation()
         for x, y in self.train_split.batches(self.options.batch_size, self.train_generator):
             if not self.warming_up:
                 xv, yv = next(val)
@@ -77,8 +83,9 @@ class DartsPhase(SupernetPhase):
                 if self.classification:
                     correct.append((outputs.detach().argmax(1) == yv).sum())
                     seen += len(yv)
-            train_losses.append(self.weight_step(
-                lambda: loss_fn(self.supernet.mixed(x, self.architecture.weights(detach=True)), y), len(x)))
+            weights = (self.architecture.perturbed_weights(epsilon, noise) if epsilon
+                       else self.architecture.weights(detach=True))
+            train_losses.append(self.weight_step(lambda: loss_fn(self.supernet.mixed(x, weights), y), len(x)))
         self.log_losses("shared_train_loss", train_losses)
         self.log_losses("arch_val_loss", val_losses)
         self.points.append((curve_key("shared_lr"), lr, self.shared_step))
@@ -90,6 +97,17 @@ class DartsPhase(SupernetPhase):
             self.points += [(curve_key("arch_size_penalty"), penalty, self.epoch + 1),
                             (curve_key("arch_within_caps"), within, self.epoch + 1),
                             (curve_key("arch_size_pool_ess"), ess, self.epoch + 1)]
+
+    def _perturbation(self) -> tuple[float, torch.Generator | None]:
+        """This epoch's SDARTS-RS noise level (0: none) and its generator, seeded by (seed, epoch) so that
+        a resumed phase draws the same noise."""
+        top = self.options.arch_perturbation
+        if not top:
+            return 0.0, None
+        start = min(0.03, top)
+        epsilon = start + (top - start) * self.epoch / self.options.supernet_epochs
+        self.points.append((curve_key("arch_perturbation"), epsilon, self.epoch + 1))
+        return epsilon, torch.Generator().manual_seed(self.job.seed * 1_000_003 + self.epoch)
 
     def arch_step(self, train, val, loss_fn, lr: float):
         """One Adam step on ``alpha``: first order, the validation loss's gradient at ``w``; second

@@ -25,7 +25,7 @@ SHARED_OPTIMIZERS = ("sgd", "adam")
 CONTROLLER_ONLY = ("controller_lr", "entropy_weight", "baseline_decay", "controller_hidden_size")
 SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size",   # enas, rsws: scored draws,
                 "finalists", "finetune_epochs", "finetune_lr")                # ranked by their scores
-DARTS_ONLY = ("arch_lr", "arch_weight_decay", "arch_order", "size_penalty")
+DARTS_ONLY = ("arch_lr", "arch_weight_decay", "arch_order", "size_penalty", "arch_perturbation")
 ARCH_ORDERS = (1, 2)
 NOT_FOR = {"enas": DARTS_ONLY, "rsws": (*CONTROLLER_ONLY, "warmup_epochs", *DARTS_ONLY),
            "darts": (*CONTROLLER_ONLY, *SAMPLED_ONLY)}
@@ -82,6 +82,9 @@ class PhaseOptions:
                                         # one: 2.2x the search's CPU on cnn/MNIST-1D)
     size_penalty: float = 1.0           # darts under max_params / max_flops: weight in alpha's loss of
                                         # max(0, log(E[size] / cap)) (ProxylessNAS's resource loss); 0: none
+    arch_perturbation: float = 0.0      # darts: SDARTS-RS (Chen & Hsieh 2020): each weight step on the softmax of
+                                        # alpha plus U(-eps, eps) noise, eps rising from 0.03 to this (0.3 in the
+                                        # paper) over the phase; 0: none (plain DARTS)
 
     @property
     def total_controller_steps(self) -> int:
@@ -115,10 +118,12 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
         elif kind == "float":
             positive = key in ("shared_lr", "controller_lr", "grad_clip", "arch_lr", "finetune_lr")
             bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            if bad or value < 0 or (positive and value == 0) or (key in ("baseline_decay", "shared_momentum")
-                                                                   and value >= 1):
+            below_one = key in ("baseline_decay", "shared_momentum")
+            if bad or value < 0 or (positive and value == 0) or (below_one and value >= 1) or (
+                    key == "arch_perturbation" and value > 1):
                 need = "a positive number" if positive else "a number >= 0" + (
-                    " and < 1" if key in ("baseline_decay", "shared_momentum") else "")
+                    " and < 1" if below_one else " and <= 1 (noise on probabilities)"
+                    if key == "arch_perturbation" else "")
                 raise ConfigError(f"strategy {strategy!r}: {key} must be {need}, got {value!r}")
         elif value not in SHARED_OPTIMIZERS:
             raise ConfigError(f"strategy {strategy!r}: shared_optimizer={value!r} is not valid; choose one of: "
