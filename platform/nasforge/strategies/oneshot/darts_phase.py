@@ -10,11 +10,11 @@ parameters ``alpha`` (:mod:`.relaxation`; the family's ``supernet.mixed``), and 
    ``arch_order=2`` the second-order one, through one virtual weight step (:mod:`.darts_unrolled`);
 2. the shared weights ``w`` take one step on the train loss ``L_train(w, alpha)`` (SGD with momentum,
    cosine-annealed learning rate, L2, gradient clipping at norm 5 -- the options ENAS uses too).
-   With ``arch_perturbation`` (SDARTS-RS, Chen & Hsieh 2020) the step's mixture weights are the
-   softmaxes plus uniform noise, ``U(-eps, eps)`` with ``eps`` rising linearly from 0.03 to
-   ``arch_perturbation`` over the epochs, as in the paper's code: ``w`` learns to do well in a
-   neighbourhood of ``alpha``, which flattens the validation loss's landscape in ``alpha`` --
-   the sharpness Zela et al. (2020) tie to DARTS's collapse onto poor architectures.
+   By default the step's mixture weights are those softmaxes plus uniform noise (SDARTS-RS, Chen &
+   Hsieh 2020), ``U(-eps, eps)`` with ``eps`` rising linearly from 0.03 to ``arch_perturbation``
+   (0.3) over the epochs, as in the paper's code: ``w`` learns to do well in a neighbourhood of
+   ``alpha``, which flattens the validation loss's landscape in ``alpha`` -- the sharpness Zela et
+   al. (2020) tie to DARTS's collapse onto poor architectures; ``arch_perturbation=0`` is plain DARTS.
 
 Under ``max_params`` / ``max_flops`` alpha's loss also carries ``size_penalty`` times how far the
 expected size of its stand-alone networks is over the caps, in log scale (ProxylessNAS's resource

@@ -82,9 +82,10 @@ class PhaseOptions:
                                         # one: 2.2x the search's CPU on cnn/MNIST-1D)
     size_penalty: float = 1.0           # darts under max_params / max_flops: weight in alpha's loss of
                                         # max(0, log(E[size] / cap)) (ProxylessNAS's resource loss); 0: none
-    arch_perturbation: float = 0.0      # darts: SDARTS-RS (Chen & Hsieh 2020): each weight step on the softmax of
-                                        # alpha plus U(-eps, eps) noise, eps rising from 0.03 to this (0.3 in the
-                                        # paper) over the phase; 0: none (plain DARTS)
+    arch_perturbation: float = 0.3      # darts: SDARTS-RS (Chen & Hsieh 2020): each weight step on the softmax of
+                                        # alpha plus U(-eps, eps) noise, eps rising from 0.03 to this (the paper's
+                                        # 0.3) over the phase; 0: none, plain DARTS (8 seeds: 67.2 % against 76.5 %
+                                        # on rnn, 96.6 % against 97.4 % on cnn; benchmarks/README.md)
 
     @property
     def total_controller_steps(self) -> int:

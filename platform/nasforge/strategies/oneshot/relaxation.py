@@ -46,16 +46,15 @@ class ArchitectureWeights(nn.Module):
 
     def perturbed_weights(self, epsilon: float, generator: torch.Generator) -> dict[str, dict[Any, torch.Tensor]]:
         """SDARTS-RS's weights for a weight step (Chen & Hsieh 2020, "Stabilizing Differentiable Architecture
-        Search via Perturbation-based Regularization", ICML, Sec. 3.1): each softmax plus ``U(-epsilon,
-        epsilon)`` noise, clipped to [0, 1] and renormalised (all clipped to 0: the most likely value alone);
-        detached, as :meth:`weights` with ``detach=True``."""
+        Search via Perturbation-based Regularization", ICML): each softmax plus ``U(-epsilon, epsilon)``
+        noise, clipped to [0, 1] and renormalised (all clipped to 0: the most likely value alone);
+        detached, as :meth:`weights` with ``detach=True``. No host synchronisation (a GPU step stays queued)."""
         out = {}
         with torch.no_grad():
             for name, p in self.probabilities().items():
                 noise = torch.rand(p.shape, generator=generator, dtype=torch.float64) * 2 - 1
                 q = (p + (epsilon * noise).to(p)).clamp(0, 1)
-                if float(q.sum()) == 0.0:
-                    q[int(p.argmax())] = 1.0
+                q = torch.where(q.sum() == 0, nn.functional.one_hot(p.argmax(), len(p)).to(q), q)
                 q = q / q.sum()
                 out[name] = {value: q[i] for i, value in enumerate(self.decisions[name].values)}
         return out
