@@ -114,6 +114,7 @@ class ${cls}Family(nasforge.Family):
     default_space = str(Path(__file__).with_name("space.yaml"))
     budget_unit = "epochs"
     default_budget = 10
+    predicts_target = True   # forward() gives logits / the value: results predict with it and MLflow serves it
 
     def metrics(self, task):
         """What fit returns for this task, and which way is better (the first is the default objective)."""

@@ -71,7 +71,7 @@ ISOLATED = textwrap.dedent("""
     model = mlflow.pyfunc.load_model(sys.argv[1])
     import nasforge
     predictions = model.predict(pd.read_parquet(sys.argv[2]))
-    print(json.dumps({"nasforge": nasforge.__file__, "predictions": list(predictions)}))
+    print(json.dumps({"nasforge": nasforge.__file__, "predictions": __import__("numpy").asarray(predictions).tolist()}))
 """)
 
 

@@ -6,11 +6,16 @@ of the subprocesses, not into the running virtual environment: other test sessio
 environment, and the wheel test borrows it, so a stray entry point there would leak into them.
 """
 
+import json
 import os
+import site
 import subprocess
 import sys
 
+import mlflow
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from nasforge.cli import main
 from nasforge.scaffold import ScaffoldError, new_plugin
@@ -30,17 +35,17 @@ def test_scaffolded_plugin_installs_passes_the_contract_and_searches(tmp_path):
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == [
         "README.md", f"nasforge_{NAME}/__init__.py", f"nasforge_{NAME}/space.yaml", "pyproject.toml",
         f"tests/test_{NAME}.py"]
-    site = tmp_path / "site"
+    target = tmp_path / "site"
     _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-          "--target", str(site), str(root)])
-    assert (site / f"nasforge_{NAME}" / "space.yaml").is_file(), "the default space must ship in the wheel"
-    entry_points = next(site.glob("nasforge_ship_tiny-*.dist-info")) / "entry_points.txt"
+          "--target", str(target), str(root)])
+    assert (target / f"nasforge_{NAME}" / "space.yaml").is_file(), "the default space must ship in the wheel"
+    entry_points = next(target.glob("nasforge_ship_tiny-*.dist-info")) / "entry_points.txt"
     assert f"[nasforge]\n{NAME} = nasforge_{NAME}" in entry_points.read_text()
 
     elsewhere = tmp_path / "elsewhere"  # not the plugin folder: the installed copy is imported
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = os.pathsep.join([str(site)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([str(target)] + [p for p in [env.get("PYTHONPATH")] if p])
     out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
                cwd=elsewhere, env=env)
     assert " passed" in out and "failed" not in out
@@ -61,6 +66,26 @@ def test_scaffolded_plugin_installs_passes_the_contract_and_searches(tmp_path):
     assert set(children["tags.family"]) == {NAME} and set(children["tags.plugin"]) == {NAME}
     assert set(parent["tags.plugin_version"]) == {"0.1.0"}
     assert children["metrics.val_accuracy"].min() > 0.3  # it learned something in 2 epochs
+
+    # its served model carries the plugin's code as nasforge's (neither is on a package index) and
+    # loads with neither installed: no --target folder, no editable nasforge, no entry points
+    from results_tests.test_serving import ISOLATED
+
+    mlflow.set_tracking_uri(uri)
+    model_uri = mlflow.search_logged_models(experiment_ids=[parent["experiment_id"].iloc[0]],
+                                            output_format="list")[0].model_uri
+    model = tmp_path / "model"
+    mlflow.artifacts.download_artifacts(model_uri, dst_path=str(model))
+    requirements = (model / "requirements.txt").read_text().split()
+    assert not [r for r in requirements if r.startswith("nasforge")], requirements
+    assert sorted(p.name for p in (model / "code").iterdir()) == ["nasforge", f"nasforge_{NAME}"]
+    np_rows = tmp_path / "rows.npy"
+    np.save(np_rows, (load_digits().data[:20] / 16.0).astype("float32"))
+    isolated = ISOLATED.replace("pd.read_parquet(sys.argv[2])", "__import__('numpy').load(sys.argv[2])")
+    bare = {**env, "PYTHONPATH": os.pathsep.join(site.getsitepackages()), "NASFORGE_PLUGINS": ""}
+    answer = _run([sys.executable, "-S", "-c", isolated, str(model), str(np_rows)], cwd=elsewhere, env=bare)
+    predictions = json.loads(answer.strip().splitlines()[-1])["predictions"]
+    assert len(predictions) == 20 and set(predictions) <= set(range(10))
 
 
 @pytest.mark.parametrize("name, message", [

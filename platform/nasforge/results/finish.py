@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import types
 from typing import Any
 
@@ -32,21 +33,34 @@ def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> st
     plugin, _ = registry.provenance("family", spec.family)
     info = next((i for i in registry.plugin_infos() if i.name == plugin), None)
     distribution = info.distribution if info is not None else "(registered at run time)"
-    # nasforge is not on a package index: the model carries its code (and a built-in family's), and
+    # nasforge is not on a package index: the model carries its code (and its family plugin's), and
     # names only what that code imports, so an environment built from requirements.txt serves it.
     requirements = [f"{name}=={_version(name)}" for name in SERVING_REQUIREMENTS]
     code = [package_dir("nasforge")]
     plugin_module = None
     module = registry.pm.get_plugin(plugin)
-    if distribution == "nasforge" and isinstance(module, types.ModuleType):   # a built-in family: ship it too
+    installed = distribution != "(registered at run time)"
+    if installed and isinstance(module, types.ModuleType):   # an entry-point module: ship its package too
         plugin_module = module.__name__
         code.append(package_dir(plugin_module.partition(".")[0]))
-    elif distribution != "(registered at run time)":
+        if distribution != "nasforge":   # and what its distribution needs, bar nasforge (shipped)
+            requirements += distribution_requirements(distribution)
+    elif installed:
         requirements.append(f"{distribution}=={info.version}")
     params = result.best_trial.user_attrs.get("final_params", result.best_trial.params)
     return log_predictor(tracker, result.parent_run_id, result.predictor(), example=example,
                          params=spec.space.config_from_flat(params), requirements=requirements, code_paths=code,
                          plugin_module=plugin_module, tags={MODEL_TRIAL_TAG: str(best.number)})
+
+
+def distribution_requirements(distribution: str) -> list[str]:
+    """``distribution``'s own requirements without extras and without nasforge (the model ships it)."""
+    from importlib.metadata import requires
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    return [r for r in requires(distribution) or () if "extra ==" not in r and name(r) != "nasforge"]
 
 
 def package_dir(name: str) -> str:

@@ -4,12 +4,13 @@ The model is logged "from code" (a three-line script that calls ``mlflow.models.
 loading it unpickles nothing: its artifacts are ``predictor.json`` (family, best configuration,
 task shape, preprocessing) and ``weights.pt`` (the ``state_dict``, loaded with
 ``weights_only=True``); the network is rebuilt from the family's code. nasforge is on no package
-index, so the model carries nasforge's code and a built-in family's as MLflow ``code_paths`` and
-its ``requirements.txt`` names what that code imports (:data:`SERVING_REQUIREMENTS`): an
+index, so the model carries nasforge's code and its family's plugin package (built in or from an
+installed plugin) as MLflow ``code_paths``, and its ``requirements.txt`` names what that code
+imports (:data:`SERVING_REQUIREMENTS`, plus a plugin distribution's own requirements): an
 environment built from it (``mlflow models serve --env-manager virtualenv``, ``mlflow models
 build-docker``) serves the model with no nasforge installed, the family registered from the
-module ``predictor.json`` names. A family from another distribution is
-pinned by name (it must be installable there); one registered at run time must be importable there.
+module ``predictor.json`` names. A plugin that is not a module is pinned by its distribution's
+name (it must be installable there); one registered at run time must be importable there.
 """
 
 from __future__ import annotations
