@@ -144,3 +144,14 @@ def test_a_ray_search_loads_like_a_local_one(store):
     loaded = nasforge.load(run_id=result.parent_run_id, tracking_uri=store["tracking_uri"])
     assert loaded.spec.backend == "ray" and loaded.best_params == result.best_params
     assert list(loaded.predict(np.zeros((3, 4)))) == list(result.predict(np.zeros((3, 4))))
+
+
+def test_the_model_copies_a_plugin_package_s_directory_but_a_lone_module_s_file_alone():
+    """A plugin that is one top-level .py file must not take the folder it sits in (site-packages)."""
+    import nasforge_mlp
+    import toy_family
+
+    from nasforge.results.finish import code_path
+
+    assert code_path(nasforge_mlp) == os.path.dirname(nasforge_mlp.__file__)
+    assert code_path(toy_family) == toy_family.__file__ and code_path(toy_family).endswith("toy_family.py")

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import re
+import sys
 import types
 from typing import Any
 
@@ -36,13 +37,14 @@ def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> st
     # nasforge is not on a package index: the model carries its code (and its family plugin's), and
     # names only what that code imports, so an environment built from requirements.txt serves it.
     requirements = [f"{name}=={_version(name)}" for name in SERVING_REQUIREMENTS]
-    code = [package_dir("nasforge")]
+    code = [code_path(importlib.import_module("nasforge"))]
     plugin_module = None
     module = registry.pm.get_plugin(plugin)
     installed = distribution != "(registered at run time)"
-    if installed and isinstance(module, types.ModuleType):   # an entry-point module: ship its package too
+    top = sys.modules.get(module.__name__.partition(".")[0]) if isinstance(module, types.ModuleType) else None
+    if installed and getattr(top, "__file__", None):   # an entry-point module: ship its package (or file) too
         plugin_module = module.__name__
-        code.append(package_dir(plugin_module.partition(".")[0]))
+        code.append(code_path(top))
         if distribution != "nasforge":   # and what its distribution needs, bar nasforge (shipped)
             requirements += distribution_requirements(distribution)
     elif installed:
@@ -63,9 +65,9 @@ def distribution_requirements(distribution: str) -> list[str]:
     return [r for r in requires(distribution) or () if "extra ==" not in r and name(r) != "nasforge"]
 
 
-def package_dir(name: str) -> str:
-    """Where the top-level package ``name`` is imported from (what the model copies)."""
-    return os.path.dirname(importlib.import_module(name).__file__)
+def code_path(module: types.ModuleType) -> str:
+    """What the model copies of the top-level ``module``: a package's directory, a lone module's file."""
+    return os.path.dirname(module.__file__) if hasattr(module, "__path__") else module.__file__
 
 
 def _version(distribution: str) -> str:
