@@ -17,6 +17,7 @@ import pytest
 import nasforge
 from conftest import CTRL_C_REACHES_PYTHON, completed_trials, local_ray
 from results_tests.test_results import SPACE, _wine
+from served_model import predict_without_nasforge
 
 TESTS = Path(__file__).parents[1]
 
@@ -65,23 +66,11 @@ def test_mlflow_models_serve_answers_raw_rows_as_result_predict_does(tmp_path):
     assert set(expected) <= {"barolo", "grignolino", "barbera"}
 
 
-ISOLATED = textwrap.dedent("""
-    import json, sys
-    import mlflow, pandas as pd
-    model = mlflow.pyfunc.load_model(sys.argv[1])
-    import nasforge
-    predictions = model.predict(pd.read_parquet(sys.argv[2]))
-    print(json.dumps({"nasforge": nasforge.__file__, "predictions": __import__("numpy").asarray(predictions).tolist()}))
-""")
-
-
 def test_the_served_model_carries_its_code_and_loads_where_nasforge_is_not_installed(tmp_path):
     """An environment built from the model's requirements.txt (``mlflow models serve`` with a
     virtualenv, ``build-docker``) has no nasforge: the model brings nasforge's and the family's code.
     Here: an interpreter without site processing (no editable install, no .pth files) that sees this
     environment's packages, and no entry points loaded (they come from nasforge's installed metadata)."""
-    import site
-
     import mlflow
 
     store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
@@ -96,13 +85,8 @@ def test_the_served_model_carries_its_code_and_loads_where_nasforge_is_not_insta
     assert sorted(p.name for p in (model / "code").iterdir()) == ["nasforge", "nasforge_mlp"]
 
     rows = wine.drop(columns=["label"]).iloc[::7]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
-    env.update(PYTHONPATH=os.pathsep.join(site.getsitepackages()), NASFORGE_PLUGINS="")
     rows.to_parquet(tmp_path / "rows.parquet")
-    done = subprocess.run([sys.executable, "-S", "-c", ISOLATED, str(model), str(tmp_path / "rows.parquet")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = predict_without_nasforge(model, tmp_path / "rows.parquet", cwd=tmp_path)
     assert Path(answer["nasforge"]).is_relative_to(model / "code")   # the model's copy, not an installed one
     assert answer["predictions"] == list(result.predict(rows))
 

@@ -6,9 +6,7 @@ of the subprocesses, not into the running virtual environment: other test sessio
 environment, and the wheel test borrows it, so a stray entry point there would leak into them.
 """
 
-import json
 import os
-import site
 import subprocess
 import sys
 
@@ -19,6 +17,7 @@ from sklearn.datasets import load_digits
 
 from nasforge.cli import main
 from nasforge.scaffold import ScaffoldError, new_plugin
+from served_model import predict_without_nasforge
 
 NAME = "ship_tiny"
 DIST = "nasforge-ship-tiny"
@@ -69,8 +68,6 @@ def test_scaffolded_plugin_installs_passes_the_contract_and_searches(tmp_path):
 
     # its served model carries the plugin's code as nasforge's (neither is on a package index) and
     # loads with neither installed: no --target folder, no editable nasforge, no entry points
-    from results_tests.test_serving import ISOLATED
-
     mlflow.set_tracking_uri(uri)
     model_uri = mlflow.search_logged_models(experiment_ids=[parent["experiment_id"].iloc[0]],
                                             output_format="list")[0].model_uri
@@ -81,10 +78,7 @@ def test_scaffolded_plugin_installs_passes_the_contract_and_searches(tmp_path):
     assert sorted(p.name for p in (model / "code").iterdir()) == ["nasforge", f"nasforge_{NAME}"]
     np_rows = tmp_path / "rows.npy"
     np.save(np_rows, (load_digits().data[:20] / 16.0).astype("float32"))
-    isolated = ISOLATED.replace("pd.read_parquet(sys.argv[2])", "__import__('numpy').load(sys.argv[2])")
-    bare = {**env, "PYTHONPATH": os.pathsep.join(site.getsitepackages()), "NASFORGE_PLUGINS": ""}
-    answer = _run([sys.executable, "-S", "-c", isolated, str(model), str(np_rows)], cwd=elsewhere, env=bare)
-    predictions = json.loads(answer.strip().splitlines()[-1])["predictions"]
+    predictions = predict_without_nasforge(model, np_rows, cwd=elsewhere)["predictions"]
     assert len(predictions) == 20 and set(predictions) <= set(range(10))
 
 

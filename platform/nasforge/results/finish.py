@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 import sys
 import types
 from typing import Any
@@ -32,8 +31,8 @@ def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> st
     example = spec.data.example if spec.data is not None else family.example_input(task)
     registry = get_registry()
     plugin, _ = registry.provenance("family", spec.family)
-    info = next((i for i in registry.plugin_infos() if i.name == plugin), None)
-    distribution = info.distribution if info is not None else "(registered at run time)"
+    info = registry.plugin_info(plugin)
+    distribution = info.distribution
     # nasforge is not on a package index: the model carries its code (and its family plugin's), and
     # names only what that code imports, so an environment built from requirements.txt serves it.
     requirements = [f"{name}=={_version(name)}" for name in SERVING_REQUIREMENTS]
@@ -59,10 +58,15 @@ def distribution_requirements(distribution: str) -> list[str]:
     """``distribution``'s own requirements without extras and without nasforge (the model ships it)."""
     from importlib.metadata import requires
 
-    def name(requirement: str) -> str:
-        return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    return [r for r in requires(distribution) or () if "extra ==" not in r and name(r) != "nasforge"]
+    kept = []
+    for line in requires(distribution) or ():
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) != "nasforge" and "extra" not in str(requirement.marker or ""):
+            kept.append(line)
+    return kept
 
 
 def code_path(module: types.ModuleType) -> str:

@@ -27,6 +27,9 @@ SAMPLED_ONLY = ("controller_steps", "controller_batch", "eval_batch_size",   # e
                 "finalists", "finetune_epochs", "finetune_lr")                # ranked by their scores
 DARTS_ONLY = ("arch_lr", "arch_weight_decay", "arch_order", "size_penalty", "arch_perturbation")
 ARCH_ORDERS = (1, 2)
+# float options with an upper bound: (whether a value is within it, how the error message says it)
+UPPER_BOUNDS = {"baseline_decay": (lambda v: v < 1, " and < 1"), "shared_momentum": (lambda v: v < 1, " and < 1"),
+                "arch_perturbation": (lambda v: v <= 1, " and <= 1 (noise on probabilities)")}
 NOT_FOR = {"enas": DARTS_ONLY, "rsws": (*CONTROLLER_ONLY, "warmup_epochs", *DARTS_ONLY),
            "darts": (*CONTROLLER_ONLY, *SAMPLED_ONLY)}
 WHY_NOT = {"enas": "it trains a controller by REINFORCE, not architecture parameters by gradient (strategy='darts' has)",
@@ -119,12 +122,9 @@ def check_options(strategy: str, options: Mapping[str, Any]) -> PhaseOptions:
         elif kind == "float":
             positive = key in ("shared_lr", "controller_lr", "grad_clip", "arch_lr", "finetune_lr")
             bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            below_one = key in ("baseline_decay", "shared_momentum")
-            if bad or value < 0 or (positive and value == 0) or (below_one and value >= 1) or (
-                    key == "arch_perturbation" and value > 1):
-                need = "a positive number" if positive else "a number >= 0" + (
-                    " and < 1" if below_one else " and <= 1 (noise on probabilities)"
-                    if key == "arch_perturbation" else "")
+            inside, bound = UPPER_BOUNDS.get(key, (lambda v: True, ""))
+            if bad or value < 0 or (positive and value == 0) or not inside(value):
+                need = "a positive number" if positive else f"a number >= 0{bound}"
                 raise ConfigError(f"strategy {strategy!r}: {key} must be {need}, got {value!r}")
         elif value not in SHARED_OPTIMIZERS:
             raise ConfigError(f"strategy {strategy!r}: shared_optimizer={value!r} is not valid; choose one of: "
