@@ -1,4 +1,5 @@
-"""The ``nasforge`` command: ``search``, ``show``, ``list``, ``plugins``, ``spaces``, ``ui``, ``export``, ``new-plugin``.
+"""The ``nasforge`` command: ``search``, ``show``, ``list``, ``predict``, ``evaluate``, ``plugins``, ``spaces``, ``ui``,
+``export``, ``new-plugin``.
 
 argparse only at import time, so ``nasforge --help`` answers without loading torch.
 """
@@ -159,12 +160,17 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
     print(f"  its experiment:   {result.experiment_url()}", file=file)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    """A past search's table of best trials, test metrics and links, as at the end of `nasforge search`."""
+def _load(args: argparse.Namespace):
+    """The search that ``--study-name`` / ``--run-id`` / ``--experiment`` name (the store's latest without them)."""
     from nasforge.results.load import load
 
-    result = load(args.study_name, run_id=args.run_id, experiment=args.experiment, tracking_uri=args.tracking_uri,
-                  storage=args.storage)
+    return load(args.study_name, run_id=args.run_id, experiment=args.experiment, tracking_uri=args.tracking_uri,
+                storage=args.storage)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """A past search's table of best trials, test metrics and links, as at the end of `nasforge search`."""
+    result = _load(args)
     if args.all:
         import pandas as pd
 
@@ -173,6 +179,62 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print_summary(result, top=args.top)
     return 0
+
+
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """A past search's best model on new rows: predictions (or class probabilities) as a table."""
+    output = args.output
+    if output is not None and not output.lower().endswith(OUTPUT_SUFFIXES):
+        raise NasforgeError(f"--output {output!r}: write a {', '.join(OUTPUT_SUFFIXES)} file")
+    result = _load(args)
+    if args.proba:
+        table = result.predict_proba(args.data)
+        table.columns = [str(c) for c in table.columns]
+    else:
+        import pandas as pd
+
+        column = (result.spec.data.target if result.spec.data is not None else None) or "prediction"
+        table = pd.DataFrame({str(column): result.predict(args.data)})
+    if output is None:
+        table.to_csv(sys.stdout, index=False)
+    elif output.lower().endswith(".parquet"):
+        table.to_parquet(output, index=False)
+    else:
+        table.to_csv(output, index=False, sep="\t" if output.lower().endswith(".tsv") else ",")
+    if output is not None:
+        print(f"{len(table)} rows of {'probabilities' if args.proba else 'predictions'} written to {output}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """A past search's best model scored on labelled data it never saw."""
+    if len(args.data) > 2:
+        raise NasforgeError(f"evaluate takes one DATA path, or two .npy files (inputs, targets); got {len(args.data)}")
+    result = _load(args)
+    data = args.data[0] if len(args.data) == 1 else tuple(_npy(path) for path in args.data)
+    metrics = result.evaluate(data, target=args.target)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    width = max(map(len, metrics))
+    for name, value in metrics.items():
+        print(f"{name:<{width}}  {value:.4f}" if isinstance(value, float) else f"{name:<{width}}  {value}")
+    return 0
+
+
+def _npy(path: str):
+    import numpy as np
+
+    if not path.endswith(".npy"):
+        raise NasforgeError(f"evaluate: two DATA paths are an inputs .npy and a targets .npy; got {path!r}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise NasforgeError(f"evaluate: cannot read {path!r} ({exc.strerror or exc})") from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -304,6 +366,16 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_selector(parser: argparse.ArgumentParser) -> None:
+    """The flags that name a past search (see :func:`_load`)."""
+    parser.add_argument("--study-name", default=None)
+    parser.add_argument("--run-id", default=None, help="the search's parent run id")
+    parser.add_argument("--experiment", default=None, help="the latest search of this experiment")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    parser.add_argument("--storage", default=None, help="the Optuna storage, if it moved since the search")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line: what is wrong, and where the usage is."""
 
@@ -378,17 +450,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
 
+    which = ("the search: by --study-name, --run-id (its parent run), or the latest search of --experiment (of the "
+             "store without it); nothing is written to its stores")
     sh = sub.add_parser("show", help="reopen a past search: its best trials, test metrics and links",
-                        description="Reopen a past search (nothing runs, nothing is written): by --study-name, "
-                        "--run-id (its parent run), or the latest search of --experiment (of the store without it).")
-    sh.add_argument("--study-name", default=None)
-    sh.add_argument("--run-id", default=None, help="the search's parent run id")
-    sh.add_argument("--experiment", default=None, help="the latest search of this experiment")
-    sh.add_argument("--tracking-uri", default=None, help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    sh.add_argument("--storage", default=None, help="the Optuna storage, if it moved since the search")
+                        description=f"Reopen a past search; {which}.")
+    _search_selector(sh)
     sh.add_argument("--top", type=int, default=5, help="rows in the table")
     sh.add_argument("--all", action="store_true", help="the whole leaderboard: every trial, its parameters")
     sh.set_defaults(func=cmd_show)
+
+    pr = sub.add_parser("predict", help="a past search's best model on new data: predictions as CSV / Parquet",
+                        description="Predict with the best model of a past search, preprocessing DATA as in training; "
+                        f"{which}. Writes one column (named after the target) or, with --proba, one per class.")
+    pr.add_argument("data", metavar="DATA", help="a .csv/.tsv/.parquet file with the training columns, a .npy/.npz "
+                    "file, or a folder of images")
+    pr.add_argument("-o", "--output", default=None, metavar="FILE", help="a .csv, .tsv or .parquet file (default: "
+                    "CSV on standard output)")
+    pr.add_argument("--proba", action="store_true", help="class probabilities instead of labels (classification)")
+    _search_selector(pr)
+    pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="score a past search's best model on labelled data",
+                        description="Score the best model of a past search on labelled data it never saw "
+                        f"(classification: accuracy, balanced_accuracy, log_loss; regression: rmse, mae, r2); {which}.")
+    ev.add_argument("data", metavar="DATA", nargs="+", help="a .csv/.tsv/.parquet file holding the target column, a "
+                    ".npz with x and y, two .npy files (inputs, targets), or a folder of class subfolders of images")
+    ev.add_argument("--target", default=None, help="the target column (default: the one the search trained on)")
+    ev.add_argument("--json", action="store_true", help="the metrics as one JSON object")
+    _search_selector(ev)
+    ev.set_defaults(func=cmd_evaluate)
 
     ls = sub.add_parser("list", help="the searches in an MLflow store, newest first")
     ls.add_argument("--tracking-uri", default=None)

@@ -153,6 +153,18 @@ def test_image_folder_sequences_and_tokens_reach_their_families(digit_images, st
     assert counted.completed_trials
 
 
+def test_an_image_folder_is_evaluated_by_its_class_subfolders(digit_images, store):
+    result = nasforge.search("cnn", data=str(digit_images), tracking_uri=store["tracking_uri"],
+                             storage=store["storage"], **{**QUICK, "budget": 4})
+    scored = result.evaluate(str(digit_images))
+    folders = sorted(p for p in digit_images.iterdir() if p.is_dir())
+    hits = sum(int((result.predict(str(folder)) == folder.name).sum()) for folder in folders)   # one class at a time
+    assert scored["n_rows"] == 400 and scored["accuracy"] == pytest.approx(hits / 400)
+    assert scored["accuracy"] > 0.1 + 0.3                  # ten classes
+    files = sorted(str(p) for p in folders[0].iterdir())    # predict takes a list of image files too
+    assert list(result.predict(files)) == list(result.predict(str(folders[0])))
+
+
 def test_the_cli_searches_a_csv(wine_files, store, capsys):
     from nasforge import cli
 

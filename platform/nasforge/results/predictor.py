@@ -75,6 +75,13 @@ class Predictor:
             raise DataError("predict_proba is for classification; this search is a regression (use predict)")
         return pd.DataFrame(self._scores(data), columns=self.classes)
 
+    def evaluate(self, data, *, target: str | None = None) -> dict[str, float]:
+        """Metrics against known targets (accuracy, balanced_accuracy, log_loss; or rmse, mae, r2):
+        see :mod:`nasforge.results.evaluation`."""
+        from nasforge.results.evaluation import evaluate
+
+        return evaluate(self, data, target=target)
+
     def _scores(self, data) -> np.ndarray:
         """The network's class probabilities or regression outputs; a table file (tabular searches) is
         read and predicted :data:`FILE_BLOCK_ROWS` rows at a time, so a file larger than memory works."""
@@ -145,13 +152,17 @@ class Predictor:
         return self.tabular.transform(frame[expected])
 
     def _images(self, data, features) -> np.ndarray:
+        """Images as training read them: a folder (every image under it, in sorted order), a list of
+        image files, or arrays ``(N, C, H, W)`` in the training data's scale."""
         channels, height, width = features["image_shape"]
         if isinstance(data, (str, os.PathLike)) and os.path.isdir(data):
             files = sorted(os.path.join(root, f) for root, _, names in os.walk(data) for f in names
                            if f.lower().endswith(IMAGE_SUFFIXES))
             if not files:
                 raise DataError(f"predict: {data} has no images ({', '.join(IMAGE_SUFFIXES)})")
-            return np.stack([decode_image(f, size=(height, width), channels=channels).reshape(-1) for f in files])
+            data = files
+        if isinstance(data, (list, tuple)) and data and all(isinstance(f, (str, os.PathLike)) for f in data):
+            return np.stack([decode_image(str(f), size=(height, width), channels=channels).reshape(-1) for f in data])
         array = self._array(data).astype(np.float64)
         if array.ndim == 3 and channels == 1:
             array = array[:, None]

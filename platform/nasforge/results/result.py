@@ -142,6 +142,14 @@ class SearchResult:
         """Class probabilities for raw inputs (a DataFrame, one column per class label)."""
         return self.predictor().predict_proba(data)
 
+    def evaluate(self, data, *, target: str | None = None) -> dict[str, float]:
+        """The best model's metrics on labelled data it never saw, like AutoGluon's ``predictor.evaluate``:
+        a table holding the target column (``target``: default the search's), ``(inputs, targets)``, a
+        .npz with x and y, a Dataset of (x, y) or a folder of class subfolders of images, the targets in
+        their own terms. Classification: ``accuracy``, ``balanced_accuracy``, ``log_loss``; regression:
+        ``rmse``, ``mae``, ``r2`` (target units); and ``n_rows``. Reads and writes no store."""
+        return self.predictor().evaluate(data, target=target)
+
     def export(self, path, *, formats=("mlflow", "pt2"), register_as: str | None = None,
                overwrite: bool = False):
         """Write the best model to the directory ``path``; see :mod:`nasforge.results.export`.
