@@ -198,6 +198,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         column = (result.spec.data.target if result.spec.data is not None else None) or "prediction"
         table = pd.DataFrame({str(column): result.predict(args.data)})
+    if os.path.isdir(args.data):   # which image each row is
+        from nasforge.results.predictor import image_files
+
+        table.insert(0, "file", [os.path.relpath(f, args.data) for f in image_files(args.data)])
     if output is None:
         table.to_csv(sys.stdout, index=False)
     elif output.lower().endswith(".parquet"):
@@ -461,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="a past search's best model on new data: predictions as CSV / Parquet",
                         description="Predict with the best model of a past search, preprocessing DATA as in training; "
-                        f"{which}. Writes one column (named after the target) or, with --proba, one per class.")
+                        f"{which}. Writes one column (named after the target) or, with --proba, one per class; for a "
+                        "folder of images, a first column `file` (the path under the folder).")
     pr.add_argument("data", metavar="DATA", help="a .csv/.tsv/.parquet file with the training columns, a .npy/.npz "
                     "file, or a folder of images")
     pr.add_argument("-o", "--output", default=None, metavar="FILE", help="a .csv, .tsv or .parquet file (default: "

@@ -1,6 +1,7 @@
 """Every form of ``data=`` end to end on real files: one search each, read back from MLflow."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -163,6 +164,13 @@ def test_an_image_folder_is_evaluated_by_its_class_subfolders(digit_images, stor
     assert scored["accuracy"] > 0.1 + 0.3                  # ten classes
     files = sorted(str(p) for p in folders[0].iterdir())    # predict takes a list of image files too
     assert list(result.predict(files)) == list(result.predict(str(folders[0])))
+    from nasforge import cli                                # the CLI says which file each prediction is for
+
+    assert cli.main(["predict", str(digit_images), "-o", "out.csv", "--tracking-uri", store["tracking_uri"]]) == 0
+    written = pd.read_csv("out.csv")
+    assert list(written.columns) == ["file", "prediction"] and len(written) == 400
+    by_folder = written["file"].map(lambda f: Path(f).parts[0])
+    assert (written["prediction"] == by_folder).mean() == pytest.approx(scored["accuracy"])
 
 
 def test_the_cli_searches_a_csv(wine_files, store, capsys):

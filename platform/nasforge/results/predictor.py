@@ -156,11 +156,7 @@ class Predictor:
         image files, or arrays ``(N, C, H, W)`` in the training data's scale."""
         channels, height, width = features["image_shape"]
         if isinstance(data, (str, os.PathLike)) and os.path.isdir(data):
-            files = sorted(os.path.join(root, f) for root, _, names in os.walk(data) for f in names
-                           if f.lower().endswith(IMAGE_SUFFIXES))
-            if not files:
-                raise DataError(f"predict: {data} has no images ({', '.join(IMAGE_SUFFIXES)})")
-            data = files
+            data = image_files(data)
         if isinstance(data, (list, tuple)) and data and all(isinstance(f, (str, os.PathLike)) for f in data):
             return np.stack([decode_image(str(f), size=(height, width), channels=channels).reshape(-1) for f in data])
         array = self._array(data).astype(np.float64)
@@ -189,6 +185,15 @@ class Predictor:
         if hasattr(data, "to_numpy"):
             data = data.to_numpy()
         return as_numpy(data) if hasattr(data, "detach") else np.asarray(data)
+
+
+def image_files(folder) -> list[str]:
+    """The images anywhere under ``folder``, in the order ``predict(folder)`` answers them (sorted paths)."""
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(folder) for f in names
+                   if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise DataError(f"predict: {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 def _read_table(data):
