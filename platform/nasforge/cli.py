@@ -1,5 +1,5 @@
 """The ``nasforge`` command: ``search``, ``show``, ``list``, ``predict``, ``evaluate``, ``plugins``, ``spaces``, ``ui``,
-``export``, ``new-plugin``.
+``serve``, ``export``, ``new-plugin``.
 
 argparse only at import time, so ``nasforge --help`` answers without loading torch.
 """
@@ -155,6 +155,9 @@ def print_summary(result, *, top: int = 5, file=None) -> None:
         print("strategies side by side (* found the best; found at = its k-th of its trials):", file=file)
         print("\n".join(format_table(result)), file=file)
     print(f"MLflow: experiment {spec.experiment!r}, parent run {result.parent_run_id}", file=file)
+    if result.model_uri:
+        print(f"served model: {result.model_uri}  (serve it: nasforge serve --run-id {result.parent_run_id} "
+              f"--tracking-uri {result.tracking_uri})", file=file)
     print(f"open the UI: {result.ui_command}", file=file)
     print(f"  then this search: {result.ui_url()}", file=file)
     print(f"  its experiment:   {result.experiment_url()}", file=file)
@@ -191,13 +194,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise NasforgeError(f"--output {output!r}: write a {', '.join(OUTPUT_SUFFIXES)} file")
     result = _load(args)
     if args.proba:
-        table = result.predict_proba(args.data)
+        table = result.predict_proba(args.data, trial=args.trial)
         table.columns = [str(c) for c in table.columns]
     else:
         import pandas as pd
 
         column = (result.spec.data.target if result.spec.data is not None else None) or "prediction"
-        table = pd.DataFrame({str(column): result.predict(args.data)})
+        table = pd.DataFrame({str(column): result.predict(args.data, trial=args.trial)})
     if os.path.isdir(args.data):   # which image each row is
         from nasforge.results.predictor import image_files
 
@@ -220,7 +223,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise NasforgeError(f"evaluate takes one DATA path, or two .npy files (inputs, targets); got {len(args.data)}")
     result = _load(args)
     data = args.data[0] if len(args.data) == 1 else tuple(_npy(path) for path in args.data)
-    metrics = result.evaluate(data, target=args.target)
+    if args.all:
+        board = result.leaderboard(data, target=args.target)
+        columns = ["trial"] + (["strategy"] if result.spec.side_by_side else []) + ["state"] \
+            + [o.metric for o in result.spec.objectives] + [c for c in board.columns if c.startswith("eval_")] \
+            + ["n_params"]
+        board = board[[c for c in columns if c in board.columns]].astype({"n_params": "Int64"})
+        if args.json:
+            print(board.to_json(orient="records"))
+        else:
+            print(board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return 0
+    metrics = result.evaluate(data, target=args.target, trial=args.trial)
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -312,19 +326,48 @@ def cmd_ui(args: argparse.Namespace) -> int:
         uri = absolute_tracking_uri(args.tracking_uri or default_tracking_uri())
     except ValueError as exc:
         raise NasforgeError(f"--tracking-uri: {exc}") from None
-    if not 0 < args.port < 65536:
-        raise NasforgeError(f"--port must be in 1-65535, got {args.port}")
-    mlflow = shutil.which("mlflow") or None
-    command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + [
-        "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    _check_port(args.port)
     base = f"http://{args.host}:{args.port}"
     print(f"MLflow UI for {uri} at {base}  (Ctrl-C stops it)", file=sys.stderr)
     latest = latest_search_link(uri, base)
     if latest:
         print(f"  the latest search: {latest}", file=sys.stderr)
-    sys.stderr.flush()
-    os.execv(command[0], command)  # the UI replaces this process, so signals reach it directly
+    _exec_mlflow(["ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a past search's model over HTTP with ``mlflow models serve`` (127.0.0.1 unless --host)."""
+    _check_port(args.port)
+    result = _load(args)
+    if result.model_uri is None:
+        raise NasforgeError(f"search {result.study.study_name!r} logged no model (no trial completed, or it ran with "
+                            "save_models=False)")
+    base = f"http://{args.host}:{args.port}"
+    print(f"serving {result.model_uri} (search {result.study.study_name}, trial {result.best_trial.number}) at "
+          f"{base}/invocations  (Ctrl-C stops it)", file=sys.stderr)
+    print(f"  POST rows: curl {base}/invocations -H 'Content-Type: text/csv' --data-binary @rows.csv",
+          file=sys.stderr)
+    # MLflow finds the model through the store; it starts uvicorn by name, which an unactivated venv lacks
+    env = {**os.environ, "MLFLOW_TRACKING_URI": result.tracking_uri,
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    _exec_mlflow(["models", "serve", "-m", result.model_uri, "--env-manager", args.env_manager, "--host", args.host,
+                  "--port", str(args.port)], env=env)
+    return 0
+
+
+def _check_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise NasforgeError(f"--port must be in 1-65535, got {port}")
+
+
+def _exec_mlflow(arguments: list[str], *, env: dict[str, str] | None = None) -> None:
+    """Replace this process with the ``mlflow`` command (signals reach it directly); no shell."""
+    mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
+    command = ([mlflow] if mlflow else [sys.executable, "-m", "mlflow"]) + arguments
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env if env is not None else dict(os.environ))
 
 
 def latest_search_link(uri: str, base: str) -> str | None:
@@ -472,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", default=None, metavar="FILE", help="a .csv, .tsv or .parquet file (default: "
                     "CSV on standard output)")
     pr.add_argument("--proba", action="store_true", help="class probabilities instead of labels (classification)")
+    pr.add_argument("--trial", type=int, default=None, help="another completed trial's network (default: the best)")
     _search_selector(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -482,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
                     ".npz with x and y, two .npy files (inputs, targets), or a folder of class subfolders of images")
     ev.add_argument("--target", default=None, help="the target column (default: the one the search trained on)")
     ev.add_argument("--json", action="store_true", help="the metrics as one JSON object")
+    ev.add_argument("--trial", type=int, default=None, help="another completed trial's network (default: the best)")
+    ev.add_argument("--all", action="store_true", help="every completed trial's network: the leaderboard with the "
+                    "metrics as eval_* columns")
     _search_selector(ev)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -503,6 +550,18 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=cmd_ui)
+
+    sv = sub.add_parser("serve", help="serve a past search's model over HTTP (mlflow models serve, 127.0.0.1)",
+                        description="Serve the best model of a past search with `mlflow models serve`: POST raw rows "
+                        "(the training columns) to /invocations, get predictions in the target's terms; "
+                        f"{which}.")
+    _search_selector(sv)
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=5001)
+    sv.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "uv", "conda"),
+                    help="local (default): this environment; the others build one from the model's requirements "
+                    "(no nasforge needed)")
+    sv.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("export", help="write a finished search's best model (MLflow model, .pt2, TorchScript)",
                        description="Write the best model of a finished search to PATH: an MLflow model directory "
@@ -545,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:   # `nasforge predict ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         warnings.formatwarning = shown
 

@@ -13,7 +13,7 @@ from conftest import free_port
 from nasforge.cli import main
 
 
-COMMANDS = ["search", "show", "predict", "evaluate", "list", "plugins", "spaces", "ui", "export", "new-plugin"]
+COMMANDS = ["search", "show", "predict", "evaluate", "list", "plugins", "spaces", "ui", "serve", "export", "new-plugin"]
 
 
 def test_help_lists_the_commands(capsys):

@@ -16,12 +16,12 @@ from results_tests.test_results import SPACE, _wine
 
 @pytest.fixture(scope="module")
 def held_out_wine(tmp_path_factory):
-    """A search on 138 wine rows and the 40 it never saw (string labels, a text column)."""
+    """A 3-trial search on 138 wine rows and the 40 it never saw (string labels, a text column)."""
     root = tmp_path_factory.mktemp("wine-evaluate")
     wine = _wine()
     order = np.random.default_rng(0).permutation(len(wine))
     held, train = wine.iloc[order[:40]].reset_index(drop=True), wine.iloc[order[40:]]
-    result = nasforge.search("mlp", data=train, target="label", space=SPACE, trials=1, budget=25, seed=0,
+    result = nasforge.search("mlp", data=train, target="label", space=SPACE, trials=3, budget=25, seed=0,
                              plots=False, study_name="wine-eval", **stores_in(root))
     return result, held, root
 
@@ -95,6 +95,24 @@ def test_regression_is_scored_in_the_target_s_units_over_blocks(tmp_path, monkey
         result.evaluate(held.assign(target="high"))
 
 
+def test_every_trial_s_network_is_scored_on_the_leaderboard_and_any_one_predicts(held_out_wine):
+    result, held, _ = held_out_wine
+    board = result.leaderboard(held).set_index("trial")
+    assert set(board["state"]) == {"COMPLETE"} and len(board) == 3
+    for number in board.index:
+        scored = result.evaluate(held, trial=number)
+        row = board.loc[number]
+        assert (row["eval_accuracy"], row["eval_balanced_accuracy"], row["eval_log_loss"]) == pytest.approx(
+            (scored["accuracy"], scored["balanced_accuracy"], scored["log_loss"]), rel=1e-9)
+        predicted = result.predict(held, trial=number)
+        assert scored["accuracy"] == pytest.approx((predicted == held["label"].to_numpy()).mean())
+    assert board.loc[result.best_trial.number, "eval_accuracy"] == pytest.approx(result.evaluate(held)["accuracy"])
+    assert board["eval_log_loss"].nunique() == 3               # three networks, not the best one thrice
+    assert "eval_accuracy" not in result.leaderboard().columns
+    with pytest.raises(nasforge.SpecError, match=r"trial 99 did not complete.*the completed trials: 0, 1, 2"):
+        result.predict(held, trial=99)
+
+
 def test_bad_labelled_data_is_named(held_out_wine, tmp_path):
     result, held, _ = held_out_wine
     with pytest.raises(DataError, match=r"no target column 'label' in the data \(its columns: alcohol, .*target="):
@@ -133,12 +151,21 @@ def test_predict_and_evaluate_from_the_cli(held_out_wine, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == pytest.approx(result.evaluate(held), rel=1e-9)
     assert cli.main(["evaluate", str(tmp_path / "held.csv"), *which]) == 0
     assert "balanced_accuracy" in capsys.readouterr().out
+    assert cli.main(["evaluate", str(tmp_path / "held.csv"), "--all", "--json", *which]) == 0
+    rows = {row["trial"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[1]["eval_accuracy"] == pytest.approx(result.evaluate(held, trial=1)["accuracy"])
+    assert cli.main(["predict", str(tmp_path / "held.csv"), "--trial", "1", *which]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [str(v) for v in result.predict(held, trial=1)]
+    assert cli.main(["evaluate", str(tmp_path / "held.csv"), "--trial", "7", *which]) == 2
+    assert "trial 7 did not complete" in capsys.readouterr().err
     # bad input: named, before any model is loaded (the store below does not exist)
     nowhere = ["--tracking-uri", f"sqlite:///{tmp_path / 'none' / 'm.db'}"]
     assert cli.main(["predict", "held.csv", "-o", "out.json", *nowhere]) == 2
     assert "--output 'out.json': write a .csv, .tsv, .parquet file" in capsys.readouterr().err
     assert cli.main(["evaluate", "a.npy", "b.npy", "c.npy", *nowhere]) == 2
     assert "one DATA path, or two .npy files" in capsys.readouterr().err
+    assert cli.main(["serve", "--port", "70000", *nowhere]) == 2
+    assert "--port must be in 1-65535, got 70000" in capsys.readouterr().err
 
 
 def test_mlflow_s_own_evaluator_scores_the_served_model_as_result_evaluate_does(held_out_wine):

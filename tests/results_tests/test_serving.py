@@ -28,17 +28,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_models_serve_answers_raw_rows_as_result_predict_does(tmp_path):
+def test_nasforge_serve_answers_raw_rows_as_result_predict_does(tmp_path):
+    """`nasforge serve` runs `mlflow models serve -m <result.model_uri> --env-manager local` on 127.0.0.1
+    with the search's store, from a venv that is not activated (MLflow starts uvicorn by name)."""
     store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
     wine = _wine()
     result = nasforge.search("mlp", data=wine, target="label", space=SPACE, trials=1, budget=25, seed=0, plots=False,
                              **store)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", result.model_uri,
-                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                              # as in an activated venv: MLflow starts the venv's uvicorn by name
-                              env={**os.environ, "MLFLOW_TRACKING_URI": store["tracking_uri"],
-                                   "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]},
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    server = subprocess.Popen([sys.executable, "-m", "nasforge.cli", "serve", "--run-id", result.parent_run_id,
+                               "--tracking-uri", store["tracking_uri"], "--port", str(port)],
+                              env={**environment, "PATH": path}, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -49,7 +52,7 @@ def test_mlflow_models_serve_answers_raw_rows_as_result_predict_does(tmp_path):
                 if urllib.request.urlopen(f"{base}/ping", timeout=2).status == 200:
                     break
             except OSError:
-                assert time.monotonic() < deadline, "mlflow models serve did not answer in 180 s"
+                assert time.monotonic() < deadline, "nasforge serve did not answer in 180 s"
                 time.sleep(0.5)
         rows = wine.drop(columns=["label"]).iloc[::9].copy()
         rows.loc[rows.index[0], "hue"] = None                      # a missing value, filled as in training

@@ -14,9 +14,15 @@ STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4
 PICK_ATTRS = ("shared_rank", "shared_score", "finetuned_score")
 
 
-def leaderboard(result):
+def leaderboard(result, *, data=None, target: str | None = None):
     """A pandas DataFrame of ``result``'s trials (see :meth:`SearchResult.leaderboard`)."""
     import pandas as pd
+
+    scores = {}
+    if data is not None:   # every completed trial's network on the labelled data, before the table
+        for trial in result.completed_trials:
+            scored = result.predictor(trial.number).evaluate(data, target=target)
+            scores[trial.number] = {f"eval_{k}": v for k, v in scored.items() if k != "n_rows"}
 
     spec = result.spec
     first = spec.objectives[0]
@@ -37,6 +43,8 @@ def leaderboard(result):
         if spec.max_flops is not None:   # counted only under a FLOPs cap (size_limit.py)
             row["flops"] = metrics.get("flops", math.nan)
         row["train_time_s"] = metrics.get("train_time_s", math.nan)
+        if data is not None:
+            row.update(scores.get(trial.number, {}))
         row["run_id"] = trial.user_attrs.get("mlflow_run_id")
         if trial.user_attrs.get("interrupted"):
             row["state"] = "INTERRUPTED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasforge.errors import SpecError
 from nasforge.plugins import get_registry
 from nasforge.results.by_strategy import by_strategy
 from nasforge.results.models import model_task, rebuild_model
@@ -38,7 +39,7 @@ class SearchResult:
     model_uri: str | None = None
     network_uri: str | None = None
     _model: Any = field(default=None, repr=False)
-    _predictor: Any = field(default=None, repr=False)
+    _predictors: dict = field(default_factory=dict, repr=False)
 
     # -- trials ----------------------------------------------------------------------
     @property
@@ -68,7 +69,7 @@ class SearchResult:
         """The best trial; for several objectives, the Pareto trial best on the first one."""
         front = self.best_trials
         if not front:
-            raise ValueError(f"no trial of study {self.study.study_name!r} completed; see the failed runs in MLflow")
+            raise SpecError(f"no trial of study {self.study.study_name!r} completed; see the failed runs in MLflow")
         sign = 1 if self.spec.objectives[0].direction == "maximize" else -1
         return max(front, key=lambda t: (sign * t.values[0], -t.number))
 
@@ -90,16 +91,20 @@ class SearchResult:
         """Every trial as a pandas DataFrame (Optuna's columns)."""
         return self.study.trials_dataframe()
 
-    def leaderboard(self):
+    def leaderboard(self, data=None, *, target: str | None = None):
         """One row per trial, best first (pandas DataFrame): number, strategy, state, the objective(s)
         under their metric names, the parameters (flattened: ``layers.0.units``), ``n_params``
         (and ``flops`` under ``max_flops``), ``train_time_s`` and the trial's MLflow run id. Failed
         and pruned trials come last. A weight-sharing search's trials also say which supernet pick
         they retrained: ``shared_rank``, ``shared_score`` (its score with the shared weights) and
-        ``finetuned_score`` where fine-tuned."""
+        ``finetuned_score`` where fine-tuned.
+
+        With labelled ``data`` (any form :meth:`evaluate` takes), every completed trial's network is
+        scored on it too: ``eval_accuracy``, ``eval_balanced_accuracy``, ``eval_log_loss`` (or
+        ``eval_rmse``, ``eval_mae``, ``eval_r2``) -- AutoGluon's ``leaderboard(test_data)``."""
         from nasforge.results.leaderboard import leaderboard
 
-        return leaderboard(self)
+        return leaderboard(self, data=data, target=target)
 
     # -- strategies side by side -------------------------------------------------------
     @property
@@ -123,32 +128,44 @@ class SearchResult:
             self._model = rebuild_model(self.spec, self.best_trial)
         return self._model
 
-    def predictor(self):
-        """The best model with the search's preprocessing: see :class:`nasforge.results.predictor.Predictor`."""
-        if self._predictor is None:
+    def predictor(self, trial: int | None = None):
+        """The best model (or trial number ``trial``'s) with the search's preprocessing: see
+        :class:`nasforge.results.predictor.Predictor`."""
+        if trial not in self._predictors:
             family = get_registry().get("family", self.spec.family)
+            network = self.best_model() if trial is None else rebuild_model(self.spec, self._completed(trial))
             preprocessing = self.spec.data.preprocessing if self.spec.data is not None else None
-            self._predictor = Predictor(family=family, network=self.best_model(), task=model_task(self.spec),
-                                        preprocessing=preprocessing)
-        return self._predictor
+            self._predictors[trial] = Predictor(family=family, network=network, task=model_task(self.spec),
+                                                preprocessing=preprocessing)
+        return self._predictors[trial]
 
-    def predict(self, data):
+    def _completed(self, number: int):
+        done = {t.number: t for t in self.completed_trials}
+        if number not in done:
+            listed = ", ".join(map(str, sorted(done)[:30])) + (" ..." if len(done) > 30 else "")
+            raise SpecError(f"trial {number!r} did not complete, so it has no trained network; "
+                             f"the completed trials: {listed or '(none)'}")
+        return done[number]
+
+    def predict(self, data, *, trial: int | None = None):
         """Predictions for raw inputs in any form ``data=`` takes (a DataFrame with the training columns,
-        arrays, a .csv/.parquet path, ...), preprocessed as in training: the original class labels, or
-        regression values in the target's units. The same as the served MLflow model's."""
-        return self.predictor().predict(data)
+        arrays, a .csv/.parquet path, image files or a folder of them, ...), preprocessed as in training:
+        the original class labels, or regression values in the target's units. The same as the served
+        MLflow model's. ``trial``: another completed trial's network instead of the best."""
+        return self.predictor(trial).predict(data)
 
-    def predict_proba(self, data):
+    def predict_proba(self, data, *, trial: int | None = None):
         """Class probabilities for raw inputs (a DataFrame, one column per class label)."""
-        return self.predictor().predict_proba(data)
+        return self.predictor(trial).predict_proba(data)
 
-    def evaluate(self, data, *, target: str | None = None) -> dict[str, float]:
+    def evaluate(self, data, *, target: str | None = None, trial: int | None = None) -> dict[str, float]:
         """The best model's metrics on labelled data it never saw, like AutoGluon's ``predictor.evaluate``:
         a table holding the target column (``target``: default the search's), ``(inputs, targets)``, a
         .npz with x and y, a Dataset of (x, y) or a folder of class subfolders of images, the targets in
         their own terms. Classification: ``accuracy``, ``balanced_accuracy``, ``log_loss``; regression:
-        ``rmse``, ``mae``, ``r2`` (target units); and ``n_rows``. Reads and writes no store."""
-        return self.predictor().evaluate(data, target=target)
+        ``rmse``, ``mae``, ``r2`` (target units); and ``n_rows``. ``trial``: another completed trial's
+        network. Reads and writes no store."""
+        return self.predictor(trial).evaluate(data, target=target)
 
     def export(self, path, *, formats=("mlflow", "pt2"), register_as: str | None = None,
                overwrite: bool = False):
