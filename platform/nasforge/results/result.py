@@ -132,6 +132,8 @@ class SearchResult:
         """The best model (or trial number ``trial``'s) with the search's preprocessing: see
         :class:`nasforge.results.predictor.Predictor`."""
         if trial not in self._predictors:
+            if trial is not None:   # the best and one other trial's network at a time (a leaderboard visits all)
+                self._predictors = {k: v for k, v in self._predictors.items() if k is None}
             family = get_registry().get("family", self.spec.family)
             network = self.best_model() if trial is None else rebuild_model(self.spec, self._completed(trial))
             preprocessing = self.spec.data.preprocessing if self.spec.data is not None else None
