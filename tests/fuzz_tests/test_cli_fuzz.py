@@ -1,7 +1,7 @@
 """Random argv for ``nasforge``: exit 0, or exit 2 with ONE line naming what is wrong; no traceback.
 
 The search itself is replaced by a stand-in that stops right after validation (so no trial
-runs), and ``nasforge ui`` by one that stops before it would exec the MLflow server.
+runs), and ``nasforge ui`` by one that stops before it would exec the MLflow server (``cli._exec_mlflow``).
 """
 
 import contextlib
@@ -30,7 +30,7 @@ def validation_only(tmp_path_factory):
         mp.chdir(tmp_path_factory.mktemp("cli-fuzz"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setattr(nasforge.api, "run_search", stop)
-        mp.setattr(cli.os, "execv", stop)
+        mp.setattr(cli, "_exec_mlflow", stop)   # ui and serve exec MLflow through it
         yield
 
 
