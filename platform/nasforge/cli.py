@@ -1,5 +1,7 @@
-"""The ``nasforge`` command: ``search``, ``show``, ``list``, ``predict``, ``evaluate``, ``plugins``, ``spaces``, ``ui``,
-``serve``, ``export``, ``new-plugin``.
+"""The ``nasforge`` command and its subcommands.
+
+``search``, ``show``, ``list``, ``predict``, ``evaluate``, ``plugins``, ``spaces``, ``ui``, ``serve``, ``export``,
+``new-plugin``.
 
 argparse only at import time, so ``nasforge --help`` answers without loading torch.
 """
@@ -202,7 +204,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         column = (result.spec.data.target if result.spec.data is not None else None) or "prediction"
         table = pd.DataFrame({str(column): result.predict(args.data, trial=args.trial)})
     if os.path.isdir(args.data):   # which image each row is
-        from nasforge.results.predictor import image_files
+        from nasforge.results.raw_inputs import image_files
 
         table.insert(0, "file", [os.path.relpath(f, args.data) for f in image_files(args.data)])
     if output is None:

@@ -27,7 +27,7 @@ def held_out_wine(tmp_path_factory):
 
 
 def test_evaluate_scores_held_out_rows_as_scikit_learn_does_in_every_form(held_out_wine, monkeypatch):
-    from nasforge.results import predictor
+    from nasforge.results import raw_inputs
 
     result, held, root = held_out_wine
     y = held["label"].to_numpy()
@@ -38,7 +38,7 @@ def test_evaluate_scores_held_out_rows_as_scikit_learn_does_in_every_form(held_o
     assert expected["accuracy"] > 1 / 3 + 0.4          # it learnt: three classes, chance is a third
     held.to_csv(root / "held.csv", index=False)
     held.to_parquet(root / "held.parquet")
-    monkeypatch.setattr(predictor, "FILE_BLOCK_ROWS", 16)   # the files in three blocks, the counts summed
+    monkeypatch.setattr(raw_inputs, "FILE_BLOCK_ROWS", 16)   # the files in three blocks, the counts summed
     forms = {"frame": held, "csv": str(root / "held.csv"), "parquet": root / "held.parquet",
              "pair": (held.drop(columns=["label"]), y)}
     for name, data in forms.items():
@@ -77,7 +77,7 @@ def test_evaluate_on_a_registered_task_s_test_split_gives_the_search_s_own_test_
 def test_regression_is_scored_in_the_target_s_units_over_blocks(tmp_path, monkeypatch):
     from sklearn.datasets import load_diabetes
 
-    from nasforge.results import predictor
+    from nasforge.results import raw_inputs
 
     frame = load_diabetes(as_frame=True).frame
     held, train = frame.iloc[:80], frame.iloc[80:]
@@ -88,7 +88,7 @@ def test_regression_is_scored_in_the_target_s_units_over_blocks(tmp_path, monkey
                 "r2": metrics.r2_score(y, predicted), "n_rows": 80}
     assert expected["r2"] > 0.2                             # better than the held-out rows' own mean
     held.to_csv(tmp_path / "held.csv", index=False)
-    monkeypatch.setattr(predictor, "FILE_BLOCK_ROWS", 7)    # 12 blocks: the mean and spread merged block by block
+    monkeypatch.setattr(raw_inputs, "FILE_BLOCK_ROWS", 7)    # 12 blocks: the mean and spread merged block by block
     assert result.evaluate(str(tmp_path / "held.csv")) == pytest.approx(expected, rel=1e-6)   # CSV floats: last digit
     assert result.evaluate(held) == pytest.approx(expected, rel=1e-9)
     with pytest.raises(DataError, match="regression targets must be numbers"):

@@ -125,7 +125,7 @@ def test_predict_takes_raw_data_in_every_form_and_decodes_labels(wine_search, tm
 def test_predict_reads_a_table_file_larger_than_one_block_a_block_at_a_time(wine_search, tmp_path):
     """A CSV / Parquet file of more rows than FILE_BLOCK_ROWS is predicted block by block (each read
     lazily), with the same predictions, in the same order, as the whole table at once."""
-    from nasforge.results.predictor import FILE_BLOCK_ROWS, _table_blocks
+    from nasforge.results.raw_inputs import FILE_BLOCK_ROWS, table_blocks
 
     result, _, _ = wine_search
     rows = _wine().drop(columns=["label"]).sample(frac=1.0, random_state=0)
@@ -137,7 +137,7 @@ def test_predict_reads_a_table_file_larger_than_one_block_a_block_at_a_time(wine
     np.testing.assert_array_equal(result.predict(tmp_path / "many.csv"), whole)
     np.testing.assert_array_equal(result.predict(str(tmp_path / "many.parquet")), whole)
     for name in ("many.csv", "many.parquet"):
-        assert [len(block) for block in _table_blocks(tmp_path / name)] == [FILE_BLOCK_ROWS, len(rows) - FILE_BLOCK_ROWS]
+        assert [len(block) for block in table_blocks(tmp_path / name)] == [FILE_BLOCK_ROWS, len(rows) - FILE_BLOCK_ROWS]
     proba = result.predict_proba(tmp_path / "many.csv")
     assert len(proba) == len(rows) and list(proba.idxmax(axis=1)) == list(whole)
     with pytest.raises(DataError, match="predict: .*nowhere.csv' does not exist"):

@@ -4,7 +4,7 @@ The data come in the forms ``data=`` takes with the target included -- a table (
 table, .csv / .tsv / .parquet path, read in blocks) holding the target column, ``(inputs,
 targets)`` arrays, a .npz with ``x`` and ``y``, a torch Dataset of ``(x, y)`` items, or a folder of
 class subfolders of images -- and the targets in their own terms (the original class labels, the
-regression values in their units). The predictions are :class:`~nasforge.results.predictor.Predictor`'s,
+regression values in their units). The predictions are those of ``result.predictor()``,
 so the figures are those of the served model. Metrics (as scikit-learn defines them):
 
 * classification: ``accuracy``, ``balanced_accuracy`` (the mean recall over the classes present),
@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nasforge.errors import DataError
+from nasforge.results.raw_inputs import is_dataset, read_table, table_blocks
 
 EPS = 1e-15   # scikit-learn's clip of a probability in log_loss
 
@@ -32,7 +33,7 @@ def evaluate(predictor, data, *, target: str | None = None) -> dict[str, float]:
     for inputs, targets in labelled_blocks(predictor, data, target=target):
         if len(inputs) != len(targets):
             raise DataError(f"evaluate: {len(inputs)} input rows but {len(targets)} targets")
-        scores.add(predictor._scores(inputs), targets)
+        scores.add(predictor.scores(inputs), targets)
     if scores.n == 0:
         raise DataError("evaluate: the data have no rows")
     return scores.result()
@@ -40,12 +41,10 @@ def evaluate(predictor, data, *, target: str | None = None) -> dict[str, float]:
 
 def labelled_blocks(predictor, data, *, target: str | None) -> Iterator[tuple[Any, np.ndarray]]:
     """``(inputs, targets)`` pairs: one for most forms, one per block of a table file."""
-    from nasforge.results.predictor import _is_dataset, _read_table, _table_blocks
-
     if isinstance(data, (tuple, list)) and len(data) == 2:
         yield data[0], _targets(data[1])
         return
-    if _is_dataset(data):
+    if is_dataset(data):
         from nasforge.data.streams import as_numpy
 
         items = [data[i] for i in range(len(data))]
@@ -67,9 +66,9 @@ def labelled_blocks(predictor, data, *, target: str | None) -> Iterator[tuple[An
                 yield archive["x"], _targets(archive["y"])
             return
     column = _target_column(predictor, target)
-    blocks = _table_blocks(data)
+    blocks = table_blocks(data)
     if blocks is None:
-        frame = _read_table(data)
+        frame = read_table(data)
         if frame is None:
             what = repr(str(data)) if isinstance(data, (str, os.PathLike)) else f"a {type(data).__name__}"
             raise DataError(f"evaluate: cannot read {what}; give a table holding the target column "

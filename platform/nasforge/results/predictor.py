@@ -17,15 +17,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from nasforge.data.preprocessing import LabelEncoding, TabularPreprocessor, TargetScaling
-from nasforge.data.sources import IMAGE_SUFFIXES
 from nasforge.data.streams import as_numpy, decode_image
 from nasforge.data.tasks import Task, task_description
 from nasforge.errors import DataError
+from nasforge.results.raw_inputs import image_files, is_dataset, read_table, table_blocks
 
 IDENTITY = {"features": {"type": "none"}, "target": {"type": "none"}}   # a registered task: inputs as it has them
 CHUNK = 8192
-FILE_BLOCK_ROWS = 65_536   # rows of a CSV / Parquet file read and predicted at a time
-TABLE_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 
 
 class Predictor:
@@ -59,7 +57,7 @@ class Predictor:
     # -- predicting ----------------------------------------------------------------------
     def predict(self, data) -> np.ndarray:
         """Class labels (the original ones) or regression values (in the target's units), one per row."""
-        scores = self._scores(data)
+        scores = self.scores(data)
         if self.task.kind == "classification":
             index = scores.argmax(axis=1)
             return self.labels.decode(index) if self.labels else index
@@ -73,7 +71,7 @@ class Predictor:
 
         if self.task.kind != "classification":
             raise DataError("predict_proba is for classification; this search is a regression (use predict)")
-        return pd.DataFrame(self._scores(data), columns=self.classes)
+        return pd.DataFrame(self.scores(data), columns=self.classes)
 
     def evaluate(self, data, *, target: str | None = None) -> dict[str, float]:
         """Metrics against known targets (accuracy, balanced_accuracy, log_loss; or rmse, mae, r2):
@@ -82,12 +80,12 @@ class Predictor:
 
         return evaluate(self, data, target=target)
 
-    def _scores(self, data) -> np.ndarray:
+    def scores(self, data) -> np.ndarray:
         """The network's class probabilities or regression outputs; a table file (tabular searches) is
-        read and predicted :data:`FILE_BLOCK_ROWS` rows at a time, so a file larger than memory works."""
+        read and predicted :data:`~nasforge.results.raw_inputs.FILE_BLOCK_ROWS` rows at a time, so a file larger than memory works."""
         import torch
 
-        blocks = _table_blocks(data) if self.tabular is not None else None
+        blocks = table_blocks(data) if self.tabular is not None else None
         inputs = (self.inputs(block) for block in blocks) if blocks is not None else [self.inputs(data)]
         device = next(self.network.parameters()).device
         out = []
@@ -128,7 +126,7 @@ class Predictor:
     def _table(self, data):
         import pandas as pd
 
-        frame = _read_table(data)
+        frame = read_table(data)
         if frame is None:   # arrays: the columns in training order
             array = self._array(data)
             if array.ndim != 2 or array.shape[1] != len(self.tabular.columns):
@@ -179,72 +177,9 @@ class Predictor:
                         raise DataError(f"predict: {path} has no array named x (it holds {', '.join(archive.files)})")
                     return archive[key]
             raise DataError(f"predict: cannot read {path}; give a DataFrame, arrays, a .csv/.parquet/.npy/.npz file")
-        if _is_dataset(data):   # items (x, y) or x
+        if is_dataset(data):   # items (x, y) or x
             items = (data[i] for i in range(len(data)))
             return np.stack([as_numpy(item[0] if isinstance(item, (tuple, list)) else item) for item in items])
         if hasattr(data, "to_numpy"):
             data = data.to_numpy()
         return as_numpy(data) if hasattr(data, "detach") else np.asarray(data)
-
-
-def image_files(folder) -> list[str]:
-    """The images anywhere under ``folder``, in the order ``predict(folder)`` answers them (sorted paths)."""
-    files = sorted(os.path.join(root, f) for root, _, names in os.walk(folder) for f in names
-                   if f.lower().endswith(IMAGE_SUFFIXES))
-    if not files:
-        raise DataError(f"predict: {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def _read_table(data):
-    """A DataFrame from a DataFrame (pandas, or any Arrow table: polars, pyarrow) or a .csv/.tsv/.parquet
-    path; None for anything else."""
-    import pandas as pd
-
-    from nasforge.data.sources import arrow_frame
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    frame = arrow_frame(data)
-    if frame is not None:
-        return frame
-    blocks = _table_blocks(data)
-    if blocks is None:
-        return None
-    frames = list(blocks)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _table_blocks(data):
-    """DataFrames of up to :data:`FILE_BLOCK_ROWS` rows each from a .csv/.tsv/.txt/.parquet path (read
-    lazily), or None when ``data`` is not such a path."""
-    if not isinstance(data, (str, os.PathLike)):
-        return None
-    path = str(data)
-    if not os.path.exists(path):
-        raise DataError(f"predict: {path!r} does not exist")
-    suffix = os.path.splitext(path)[1].lower()
-    return _read_blocks(path, TABLE_SUFFIXES[suffix]) if suffix in TABLE_SUFFIXES else None
-
-
-def _read_blocks(path: str, sep: str | None):
-    """The blocks of a CSV (``sep``) or Parquet file (``sep`` None); the file is closed when they end or
-    the generator is dropped."""
-    if sep is None:
-        import pyarrow.parquet as pq
-
-        with pq.ParquetFile(path) as parquet:
-            for batch in parquet.iter_batches(batch_size=FILE_BLOCK_ROWS):
-                yield batch.to_pandas()
-        return
-    import pandas as pd
-
-    with pd.read_csv(path, sep=sep, chunksize=FILE_BLOCK_ROWS) as reader:
-        yield from reader
-
-
-def _is_dataset(data) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(data, torch.utils.data.Dataset)
