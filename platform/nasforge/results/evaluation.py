@@ -1,4 +1,4 @@
-"""Score a search's best model on labelled data the search never saw: ``result.evaluate(data)``.
+"""Score a search's model on labelled data the search never saw: ``result.evaluate(data)``.
 
 The data come in the forms ``data=`` takes with the target included -- a table (DataFrame, Arrow
 table, .csv / .tsv / .parquet path, read in blocks) holding the target column, ``(inputs,
@@ -93,8 +93,8 @@ def _target_column(predictor, target: str | None) -> str:
     return str(column)
 
 
-def _image_folder(predictor, root: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One subfolder per class, as ``data=`` reads them: the files' images and their folders' names."""
+def _image_folder(predictor, root: str) -> Iterator[tuple[list[str], np.ndarray]]:
+    """One subfolder per class, as ``data=`` reads them: the image files and their folders' names."""
     from nasforge.data.sources import IMAGE_SUFFIXES
 
     if predictor.preprocessing["features"]["type"] != "image":
@@ -109,7 +109,7 @@ def _image_folder(predictor, root: str) -> Iterator[tuple[np.ndarray, np.ndarray
                     labels.append(name)
     if not files:
         raise DataError(f"evaluate: {root} has no images in class subfolders (root/cat/1.png); "
-                        f"its classes: {', '.join(predictor.classes or [])}")
+                        f"its classes: {', '.join(map(str, predictor.classes or []))}")
     yield files, np.asarray(labels, dtype=object)
 
 
