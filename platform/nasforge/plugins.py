@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
 )
 
 ENTRY_POINT_GROUP = "nasforge"
+RUN_TIME = "(registered at run time)"   # the distribution of a plugin given to nasforge.register
 
 # kind -> (hook name, attribute that must exist on each registered object)
 KINDS = {
@@ -204,7 +205,7 @@ class Registry:
             elif plugin_name in DEFAULT_PLUGINS:
                 dist_name, version = "nasforge", _version("nasforge")
             else:
-                dist_name, version = "(registered at run time)", ""
+                dist_name, version = RUN_TIME, ""
             infos[plugin_name] = PluginInfo(plugin_name, dist_name, version)
         for kind in items:
             for name in items[kind]:

@@ -10,7 +10,7 @@ import types
 from typing import Any
 
 from nasforge.data.tasks import load_task
-from nasforge.plugins import get_registry
+from nasforge.plugins import RUN_TIME, get_registry
 from nasforge.results.by_strategy import log_strategies
 from nasforge.results.models import MODEL_TRIAL_TAG, log_model, logged_model
 from nasforge.results.result import SearchResult
@@ -39,7 +39,7 @@ def log_served_model(result: SearchResult, tracker: Tracker, family, task) -> st
     code = [code_path(importlib.import_module("nasforge"))]
     plugin_module = None
     module = registry.pm.get_plugin(plugin)
-    installed = distribution != "(registered at run time)"
+    installed = distribution != RUN_TIME
     top = sys.modules.get(module.__name__.partition(".")[0]) if isinstance(module, types.ModuleType) else None
     if installed and getattr(top, "__file__", None):   # an entry-point module: ship its package (or file) too
         plugin_module = module.__name__
