@@ -56,14 +56,8 @@ def labelled_blocks(predictor, data, *, target: str | None) -> Iterator[tuple[An
         path = str(data)
         if not os.path.exists(path):
             raise DataError(f"evaluate: {path!r} does not exist")
-        if os.path.isdir(path):
-            yield from _image_folder(predictor, path)
-            return
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as archive:
-                if not {"x", "y"} <= set(archive.files):
-                    raise DataError(f"evaluate: {path} needs arrays named x and y (it holds {', '.join(archive.files)})")
-                yield archive["x"], _targets(archive["y"])
+        if os.path.isdir(path) or path.endswith(".npz"):   # read as data= reads them: the same names, checks
+            yield from _read_as_data(predictor, path)
             return
     column = _target_column(predictor, target)
     blocks = table_blocks(data)
@@ -93,24 +87,16 @@ def _target_column(predictor, target: str | None) -> str:
     return str(column)
 
 
-def _image_folder(predictor, root: str) -> Iterator[tuple[list[str], np.ndarray]]:
-    """One subfolder per class, as ``data=`` reads them: the image files and their folders' names."""
-    from nasforge.data.sources import IMAGE_SUFFIXES
+def _read_as_data(predictor, path: str) -> Iterator[tuple[Any, np.ndarray]]:
+    """A folder of class subfolders of images (its files and their folders' names) or a .npz (its
+    inputs and targets arrays), through :func:`nasforge.data.sources.read_split` as ``data=`` reads them."""
+    from nasforge.data.sources import ImageFolder, read_split
 
-    if predictor.preprocessing["features"]["type"] != "image":
-        raise DataError(f"evaluate: {root} is a folder, but this search did not train on images")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    files, labels = [], []
-    for name in classes:
-        for folder, _, names in sorted(os.walk(os.path.join(root, name))):
-            for file in sorted(names):
-                if file.lower().endswith(IMAGE_SUFFIXES):
-                    files.append(os.path.join(folder, file))
-                    labels.append(name)
-    if not files:
-        raise DataError(f"evaluate: {root} has no images in class subfolders (root/cat/1.png); "
-                        f"its classes: {', '.join(map(str, predictor.classes or []))}")
-    yield files, np.asarray(labels, dtype=object)
+    folder = os.path.isdir(path)
+    if folder and predictor.preprocessing["features"]["type"] != "image":
+        raise DataError(f"evaluate: {path} is a folder, but this search did not train on images")
+    split = read_split(path, target=None, options={}, what="evaluate")   # options: only a CSV reads them
+    yield (list(split.x.files) if isinstance(split.x, ImageFolder) else split.x), _targets(split.y)
 
 
 def _targets(values, *, column: str | None = None) -> np.ndarray:
