@@ -65,6 +65,8 @@ Usage::
         --budget 10 --methods enas,rsws --reseed 5 --jobs 2      # each row's pick trained 5 more times
     python benchmarks/weight_sharing.py --full --seeds 8 --methods enas,rsws --only-weight-sharing --top 20 \
         --pruner sha --pruner-option min_resource=3 --jobs 2     # 20 picks cut by successive halving
+    python benchmarks/weight_sharing.py --full --seeds 8 --methods enas --only-weight-sharing \
+        --zero-cost-warmup 100 --jobs 2                          # ENAS's controller first warmed on FLOPs
 
 Flags override ``--full``'s values. ``--jobs`` runs seeds in parallel processes. ``--option KEY=VALUE``
 passes a strategy option to the weight-sharing methods; ``--pruner`` (``--pruner-option``) prunes
@@ -293,6 +295,8 @@ def run_seed(args, seed: int) -> dict:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     framed_tasks.register_framed_tasks()
+    if args.zero_cost_warmup:
+        zero_cost.patch_zero_cost_warmup(args.zero_cost_warmup)
     multi = sorted(int(n) for n in args.multi.split(","))
     out: dict = {"rows": {}, "tau": {}}
     options = {"supernet_epochs": args.supernet_epochs, **args.options}
@@ -373,6 +377,7 @@ def report(results: list[dict], args) -> None:
     print(f"\n{args.family}/{args.task}, space {args.space} (darts: {args.darts_space}), budget {args.budget} "
           f"epochs per network, supernet {args.supernet_epochs} epochs, {len(results)} seeds"
           + (f", options {args.options}" if args.options else "")
+          + (f", ENAS's controller warmed on FLOPs for {args.zero_cost_warmup} steps" if args.zero_cost_warmup else "")
           + (f", top {args.top} retrained with pruner {args.pruner} {args.pruner_options}" if args.pruner else "")
           + (f", max_params {args.max_params}" if args.max_params else "")
           + (f", max_flops {args.max_flops}" if args.max_flops else ""))
@@ -467,6 +472,9 @@ def main() -> None:
                         help="train each row's picked architecture R more times with fresh training seeds and "
                              "print its mean test accuracy beside the row (the architecture apart from its "
                              "training run's luck; not counted in the row's compute)")
+    parser.add_argument("--zero-cost-warmup", type=int, default=0, metavar="STEPS",
+                        help="before ENAS's supernet phase, STEPS REINFORCE steps of its controller rewarded by "
+                             "FLOPs (zero_cost.patch_zero_cost_warmup; Abdelfattah et al. 2021, Sec. 5)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     from nasforge.cli import key_values

@@ -62,6 +62,43 @@ def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
     return sorted(unique.values(), key=lambda flat: -flops(family, task, space, flat))[:top]
 
 
+def patch_zero_cost_warmup(steps: int) -> None:
+    """Give every ENAS supernet phase of this process a zero-cost warm-up of its controller (once per
+    process; ``weight_sharing.py --zero-cost-warmup``). Not a strategy option: benchmarks/README.md ("A
+    zero-cost warm-up of the controller") says what it bought and why it stays out of the platform.
+
+    Abdelfattah et al. 2021 (Sec. 5, "zero-cost warmup") train an RL controller on a zero-cost proxy
+    before the search proper. Here, before the phase's first epoch, the controller takes ``steps``
+    REINFORCE steps, each on ``controller_batch`` draws rewarded by their forward FLOPs' percentile
+    among 1,024 seeded uniform draws (0-1, the scale of the accuracies that follow); the phase then
+    runs as shipped. A phase resumed past its first epoch is not warmed again (the warm-up lives in
+    the checkpointed controller)."""
+    import numpy as np
+
+    from nasforge.size_limit import NetworkSizes, SizeLimit
+    from nasforge.strategies.oneshot.phase import SupernetPhase
+
+    restore = SupernetPhase._restore
+    if getattr(restore, "zero_cost_warmup", None) is not None:
+        return
+
+    def _restore(self) -> None:
+        restore(self)
+        if self.epoch or not self.paths.learns:   # resumed, or RS-WS / DARTS: no controller
+            return
+        sizes = NetworkSizes(family=self.family, space=self.job.space, task=self.task,
+                             limit=SizeLimit(max_flops=2 ** 62))   # measures FLOPs, caps nothing
+        pool = self.uniform.draw(np.random.default_rng([self.job.seed, 0x2C0]), 1024)
+        ordered = np.sort([sizes(flat)["flops"] for flat, _ in pool])
+        for _ in range(steps):
+            for flat, tokens in self.paths.draw(self.rng, self.options.controller_batch):
+                percentile = np.searchsorted(ordered, sizes(flat)["flops"], "right") / len(ordered)
+                self.paths.learn(tokens, float(percentile))
+
+    _restore.zero_cost_warmup = steps
+    SupernetPhase._restore = _restore
+
+
 def register_fixed_picks() -> None:
     """Register :class:`FixedPicks` in this process, once."""
     from nasforge.plugins import get_registry, register
