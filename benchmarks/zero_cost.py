@@ -63,19 +63,11 @@ def flops_picks(family, task, space, *, seed: int, candidates: int, top: int,
 
 
 def patch_zero_cost_warmup(steps: int) -> None:
-    """Give every ENAS supernet phase of this process a zero-cost warm-up of its controller (once per
-    process; ``weight_sharing.py --zero-cost-warmup``). Not a strategy option: benchmarks/README.md ("A
-    zero-cost warm-up of the controller") says what it bought and why it stays out of the platform.
-
-    Abdelfattah et al. 2021 (Sec. 5, "zero-cost warmup") train an RL controller on a zero-cost proxy
-    before the search proper. Here, before the phase's first epoch, the controller takes ``steps``
-    REINFORCE steps, each on ``controller_batch`` draws rewarded by their forward FLOPs' percentile
-    among 1,024 seeded uniform draws (0-1, the scale of the accuracies that follow); the phase then
-    runs as shipped. A phase resumed past its first epoch is not warmed again (the warm-up lives in
-    the checkpointed controller)."""
-    import numpy as np
-
-    from nasforge.size_limit import NetworkSizes, SizeLimit
+    """Give every ENAS supernet phase of this process :func:`warm_controller_on_flops` before its first
+    epoch (once per process; ``weight_sharing.py --zero-cost-warmup``). Not a strategy option:
+    benchmarks/README.md ("A zero-cost warm-up of the controller") says what it bought and why it
+    stays out of the platform. A phase resumed past its first epoch is not warmed again (the warm-up
+    lives in the checkpointed controller)."""
     from nasforge.strategies.oneshot.phase import SupernetPhase
 
     restore = SupernetPhase._restore
@@ -84,19 +76,35 @@ def patch_zero_cost_warmup(steps: int) -> None:
 
     def _restore(self) -> None:
         restore(self)
-        if self.epoch or not self.paths.learns:   # resumed, or RS-WS / DARTS: no controller
-            return
-        sizes = NetworkSizes(family=self.family, space=self.job.space, task=self.task,
-                             limit=SizeLimit(max_flops=2 ** 62))   # measures FLOPs, caps nothing
-        pool = self.uniform.draw(np.random.default_rng([self.job.seed, 0x2C0]), 1024)
-        ordered = np.sort([sizes(flat)["flops"] for flat, _ in pool])
-        for _ in range(steps):
-            for flat, tokens in self.paths.draw(self.rng, self.options.controller_batch):
-                percentile = np.searchsorted(ordered, sizes(flat)["flops"], "right") / len(ordered)
-                self.paths.learn(tokens, float(percentile))
+        if not self.epoch and self.paths.learns:   # not resumed, and a controller (not RS-WS / DARTS)
+            warm_controller_on_flops(self, steps)
 
     _restore.zero_cost_warmup = steps
     SupernetPhase._restore = _restore
+
+
+def warm_controller_on_flops(phase, steps: int) -> list[float]:
+    """Abdelfattah et al. 2021 (Sec. 5, "zero-cost warmup") train an RL controller on a zero-cost
+    proxy before the search proper. Here ENAS's controller (``phase.paths``) takes ``steps``
+    REINFORCE steps, each on ``controller_batch`` draws rewarded by their forward FLOPs' percentile
+    among 1,024 seeded uniform draws (0-1, the scale of the accuracies that follow), drawn with the
+    phase's own generator. Returns each step's mean reward."""
+    import numpy as np
+
+    from nasforge.size_limit import NetworkSizes, SizeLimit
+
+    sizes = NetworkSizes(family=phase.family, space=phase.job.space, task=phase.task,
+                         limit=SizeLimit(max_flops=2 ** 62))   # measures FLOPs, caps nothing
+    pool = phase.uniform.draw(np.random.default_rng([phase.job.seed, 0x2C0]), 1024)
+    ordered = np.sort([sizes(flat)["flops"] for flat, _ in pool])
+    means = []
+    for _ in range(steps):
+        rewards = []
+        for flat, tokens in phase.paths.draw(phase.rng, phase.options.controller_batch):
+            rewards.append(float(np.searchsorted(ordered, sizes(flat)["flops"], "right") / len(ordered)))
+            phase.paths.learn(tokens, rewards[-1])
+        means.append(float(np.mean(rewards)))
+    return means
 
 
 def register_fixed_picks() -> None:
